@@ -1,0 +1,47 @@
+# qts.observer: provision an Observer fleet and stress-test it.
+# `make test` runs every test, lint and Molecule scenario; `make stress` is the main job.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+INVENTORY ?= inventories/local
+ARGS ?=
+# Bench knobs; see benchmarks/.
+BENCH_SNAPSHOTS ?= 1000000
+
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help venv test lint lint-python pytest bench-observer stress clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt files/observer/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed ## Create the virtualenv with the pinned controller and test tools
+
+test: venv lint pytest molecule ## Every test, lint and Molecule scenario
+
+lint: lint-python lint-ansible ## ruff and ansible-lint (production profile)
+
+lint-python: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+pytest: venv ## Unit and integration tests
+	$(BIN)/pytest
+
+bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
+	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)
+
+clean: ## Remove the venv and build output
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+
+-include mk/*.mk
