@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import (
+from observer_harness import (
     OBSERVER_DIR,
     config_with,
     embedded_snapshots,
