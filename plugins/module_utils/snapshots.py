@@ -36,7 +36,7 @@ class SnapshotGenerator:
     shows that the Observer keeps every byte as received.
     """
 
-    def __init__(self, seed: int, prefix: str = "", start: int = 0) -> None:
+    def __init__(self, seed: int | str, prefix: str = "", start: int = 0) -> None:
         self._random = random.Random(seed)
         self._prefix = "stress_%s_" % prefix if prefix else "stress_"
         self._next = start

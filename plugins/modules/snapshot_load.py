@@ -1,0 +1,258 @@
+#!/usr/bin/python
+# Copyright: qts.observer contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: inject one load level of snapshots into the running Observer."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: snapshot_load
+short_description: Inject one load level of simulated snapshots into the running Observer
+version_added: "1.0.0"
+description:
+  - Runs on the Observer host. Generates contract-compliant C(ObservationSnapshot)s (the
+    Observer's C(observation_snapshot.schema.json) is the contract) with the spec's realistic
+    variation and unique run_ids, and writes them into the B(running) Observer's input pipe.
+  - Open loop. Send times follow the schedule C(t0 + n / rate) whatever the Observer does.
+    Lateness against the schedule is measured (p50, p99, max) and reported, never hidden by
+    skipping. Each line goes into the pipe as soon as it is due.
+  - Seeded. The same O(seed), O(level), O(run_tag) and O(start_at) reproduce the same
+    snapshots byte for byte, so a failing level can be replayed. Each snapshot's timestamps
+    are its scheduled send time.
+  - Watches the Observer's PID (from its pidfile, never by command line) while the level runs.
+    If the Observer dies, the level ends within 2 seconds and fails with C(process failure).
+  - Every line sent is also written to O(ledger), so the measuring step can check that each
+    snapshot was written exactly once and unchanged.
+  - "Meant to run with C(async) and C(poll: 0) while the controller polls O(progress_file)."
+author:
+  - qts.observer contributors
+attributes:
+  check_mode:
+    support: full
+    details: Validates the arguments, the pipe and the Observer's PID and returns the plan without sending anything.
+  diff_mode:
+    support: none
+  async:
+    support: full
+  platform:
+    support: full
+    platforms: posix
+options:
+  pipe:
+    description: The Observer's input named pipe.
+    type: path
+    required: true
+  pidfile:
+    description: The Observer's pidfile (written by the Observer itself).
+    type: path
+    required: true
+  rate:
+    description: Snapshots per second. Must be greater than 0.
+    type: float
+    required: true
+  duration_s:
+    description: Length of the level in seconds. Must be greater than 0.
+    type: float
+    required: true
+  level:
+    description: Level number (from 1); part of every run_id and of the seed.
+    type: int
+    default: 1
+  seed:
+    description: Seed of the simulation.
+    type: int
+    default: 0
+  run_tag:
+    description: Tag put in every run_id (C(stress_<run_tag>L<level>_<n>)) so run_ids are unique across runs. Letters, digits, C(.), C(_), C(-) only.
+    type: str
+    default: ""
+  start_at:
+    description: Epoch seconds at which to start sending (lets every host start a level together). Default is now.
+    type: float
+  ledger:
+    description: File that receives a copy of every line sent.
+    type: path
+    required: true
+  progress_file:
+    description: JSON file rewritten every second with the level's progress.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Run level 1 (5 snapshots/s for 3 minutes) in the background
+  qts.observer.snapshot_load:
+    pipe: /run/qts_observer/input.fifo
+    pidfile: /run/qts_observer/observer.pid
+    rate: 5
+    duration_s: 180
+    level: 1
+    seed: 42
+    ledger: /var/lib/qts_observer/stress/L1.sent.jsonl
+    progress_file: /var/lib/qts_observer/stress/L1.progress.json
+  async: 600
+  poll: 0
+  register: __stress_load_job
+
+- name: Show the plan without sending anything
+  qts.observer.snapshot_load:
+    pipe: /run/qts_observer/input.fifo
+    pidfile: /run/qts_observer/observer.pid
+    rate: 50
+    duration_s: 5
+    ledger: /tmp/ledger.jsonl
+  check_mode: true
+"""
+
+RETURN = r"""
+planned:
+  description: Snapshots the schedule holds (rate x duration).
+  returned: always
+  type: int
+  sample: 900
+sent:
+  description: Snapshots written into the pipe in full.
+  returned: always
+  type: int
+  sample: 900
+first_run_id:
+  description: run_id of the first snapshot of the level.
+  returned: always
+  type: str
+  sample: stress_20261127T162013L1_0
+last_run_id:
+  description: run_id of the last planned snapshot.
+  returned: always
+  type: str
+  sample: stress_20261127T162013L1_899
+achieved_rate:
+  description: Snapshots sent per second of sending.
+  returned: success
+  type: float
+  sample: 4.999
+lateness_ms:
+  description: Lateness of the sends against the schedule (p50, p95, p99, max).
+  returned: success
+  type: dict
+  sample: {"p50": 0.08, "p95": 0.12, "p99": 0.2, "max": 1.3}
+started_at:
+  description: Epoch seconds of the first send.
+  returned: success
+  type: float
+finished_at:
+  description: Epoch seconds of the end of the level.
+  returned: success
+  type: float
+observer_pid:
+  description: The Observer PID watched during the level.
+  returned: always
+  type: int
+failure:
+  description: "Why the level ended early (C(process failure: ...)), or null."
+  returned: always
+  type: str
+ledger:
+  description: Path of the ledger of lines sent.
+  returned: always
+  type: str
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils.injector import (
+    InjectionError,
+    LevelPlan,
+    ProcessWatch,
+    inject,
+    open_pipe,
+    read_pidfile,
+    write_progress,
+)
+
+RUN_TAG = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+
+
+def _plan(params: dict) -> LevelPlan:
+    return LevelPlan(
+        rate=params["rate"],
+        duration_s=params["duration_s"],
+        seed=params["seed"],
+        level=params["level"],
+        run_tag=params["run_tag"],
+        start_at=params["start_at"],
+    )
+
+
+def _check_arguments(module: AnsibleModule) -> None:
+    params = module.params
+    for name in ("rate", "duration_s"):
+        if not params[name] > 0:
+            module.fail_json(msg="%s must be greater than 0, got %r" % (name, params[name]))
+    if params["level"] < 1:
+        module.fail_json(msg="level must be 1 or more, got %r" % params["level"])
+    if not RUN_TAG.match(params["run_tag"]):
+        module.fail_json(msg="run_tag may hold only letters, digits, '.', '_' and '-' (64 at most)")
+    if _plan(params).total < 1:
+        module.fail_json(msg="rate x duration_s plans no snapshot at all")
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "pipe": {"type": "path", "required": True},
+            "pidfile": {"type": "path", "required": True},
+            "rate": {"type": "float", "required": True},
+            "duration_s": {"type": "float", "required": True},
+            "level": {"type": "int", "default": 1},
+            "seed": {"type": "int", "default": 0},
+            "run_tag": {"type": "str", "default": ""},
+            "start_at": {"type": "float"},
+            "ledger": {"type": "path", "required": True},
+            "progress_file": {"type": "path"},
+        },
+        supports_check_mode=True,
+    )
+    _check_arguments(module)
+    plan = _plan(module.params)
+    prefix = "stress_%sL%d_" % (plan.run_tag, plan.level)
+    result = {
+        "changed": False,
+        "planned": plan.total,
+        "sent": 0,
+        "first_run_id": prefix + "0",
+        "last_run_id": prefix + str(plan.total - 1),
+        "ledger": module.params["ledger"],
+        "failure": None,
+        "observer_pid": 0,
+    }
+    try:
+        pid = read_pidfile(module.params["pidfile"])
+        result["observer_pid"] = pid
+        try:
+            watch = ProcessWatch(pid)
+        except InjectionError as exc:
+            # The Observer is already gone: the level cannot run, a process failure.
+            result["failure"] = "process failure: %s" % exc
+            raise
+        pipe_fd = open_pipe(module.params["pipe"])
+    except InjectionError as exc:
+        if not module.check_mode:
+            write_progress(module.params["progress_file"], dict(result, done=True, elapsed_s=0.0))
+        module.fail_json(msg=result["failure"] or str(exc), **result)
+    if module.check_mode:
+        module.exit_json(**result)
+    try:
+        outcome = inject(plan, pipe_fd, watch, module.params["ledger"], module.params["progress_file"])
+    finally:
+        os.close(pipe_fd)
+    result.update(outcome.as_dict(), changed=outcome.sent > 0)
+    if outcome.failure:
+        module.fail_json(msg=outcome.failure, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

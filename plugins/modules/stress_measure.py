@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# Copyright: qts.observer contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: measure one stress level (or a quiet window) on the Observer host."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: stress_measure
+short_description: Measure one stress level, or a quiet window, on the Observer host
+version_added: "1.0.0"
+description:
+  - Reads what the Observer host holds and returns figures, without judging them (the
+    M(qts.observer.stress_gate) module judges).
+  - For a level (O(ledger) given) it waits until every run_id of the ledger is written (or
+    O(settle_s) passes), then returns integrity (sent, written, lost, duplicated, modified,
+    fields beyond the PatternRecord metadata), throughput, processing and end-to-end latency
+    percentiles, buffer depth, flushes, errors and validation rate from the Observer's own
+    records, metrics and log, and system and Observer CPU and memory from the monitor's CSV.
+  - Without O(ledger) it only summarises the monitor's CSV over [O(start), O(end)]: the
+    baseline before the levels and the recovery after them.
+  - Sustained CPU and memory are the highest mean over any rolling O(sustained_window_s).
+author:
+  - qts.observer contributors
+attributes:
+  check_mode:
+    support: full
+    details: Reads only; the same figures are returned in check mode.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+options:
+  start:
+    description: Epoch seconds where the window starts (the level's first send). Required unless O(last_s) is given.
+    type: float
+  end:
+    description: Epoch seconds where the window ends (the level's end). Required unless O(last_s) is given.
+    type: float
+  last_s:
+    description: Measure the last O(last_s) seconds up to now on the host's clock, instead of O(start) and O(end).
+    type: float
+  monitor_csv:
+    description: The system monitor's CSV.
+    type: path
+    required: true
+  sustained_window_s:
+    description: Rolling window that defines a "sustained" CPU or memory figure.
+    type: float
+    default: 10.0
+  ledger:
+    description: Lines sent during the level (from M(qts.observer.snapshot_load)). Omit for a window only.
+    type: path
+  rate:
+    description: Offered rate of the level, snapshots per second.
+    type: float
+  duration_s:
+    description: Planned duration of the level in seconds.
+    type: float
+  run_id_prefix:
+    description: Prefix of the level's run_ids (C(stress_<run_tag>L<level>_)).
+    type: str
+  output_dir:
+    description: The Observer's output directory (records and C(metrics.jsonl)).
+    type: path
+  log_file:
+    description: The Observer's log file.
+    type: path
+  settle_s:
+    description: How long to wait for the last records to be written after the level.
+    type: float
+    default: 10.0
+  failure:
+    description: The load step's failure (for example C(process failure), carried into the figures.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Measure level 1
+  qts.observer.stress_measure:
+    start: "{{ __stress_load.started_at }}"
+    end: "{{ __stress_load.finished_at }}"
+    ledger: /var/lib/qts_observer/stress/L1.sent.jsonl
+    rate: 5
+    duration_s: 180
+    run_id_prefix: stress_runL1_
+    output_dir: /opt/qts_observer/config/observer
+    log_file: /var/log/qts_observer/observer.log
+    monitor_csv: /var/log/qts_monitor/monitor.csv
+  register: __stress_level_metrics
+
+- name: Baseline over the last minute
+  qts.observer.stress_measure:
+    last_s: 60
+    monitor_csv: /var/log/qts_monitor/monitor.csv
+"""
+
+RETURN = r"""
+qts_stress_metrics:
+  description: The figures; see the README's definitions.
+  returned: always
+  type: dict
+  sample:
+    rate: 5
+    sent: 900
+    written: 900
+    lost: 0
+    duplicated: 0
+    modified: 0
+    throughput: 5.0
+    latency_ms: {"p50": 9.1, "p95": 19.0, "p99": 19.9, "max": 20.4}
+    cpu_pct: {"sustained": 12.3, "peak": 20.1}
+    memory_pct: {"sustained": 40.2, "peak": 40.5}
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils.measure import (
+    integrity,
+    latencies,
+    log_errors,
+    metrics_window,
+    monitor_window,
+    read_ledger,
+    scan_records,
+)
+
+SETTLE_POLL_S = 0.25
+
+
+def measure_level(params: dict) -> dict:
+    sent = read_ledger(params["ledger"])
+    prefix = params["run_id_prefix"].encode()
+    deadline = time.monotonic() + params["settle_s"]
+    while True:
+        found = scan_records(params["output_dir"], prefix)
+        written = {run_id for run_id, _, _ in found}
+        if all(run_id in written for run_id in sent) or time.monotonic() >= deadline:
+            break
+        time.sleep(SETTLE_POLL_S)
+    start, end = params["start"], params["end"]
+    figures = integrity(sent, found)
+    figures.update(latencies(found))
+    duration = params["duration_s"]
+    figures["rate"] = params["rate"]
+    figures["duration_s"] = duration
+    figures["throughput"] = round(figures["written"] / duration, 3) if duration else 0.0
+    observer = metrics_window(
+        params["output_dir"] + "/metrics.jsonl", start, end + params["settle_s"]
+    )
+    figures.update(observer)
+    figures["errors"] = log_errors(params["log_file"], start, end)
+    figures["error_rate_pct"] = (
+        round(100.0 * figures["errors"] / figures["sent"], 4) if figures["sent"] else 0.0
+    )
+    accepted = figures["written"]
+    offered = accepted + observer["rejected"]
+    figures["validation_rate_pct"] = round(100.0 * accepted / offered, 3) if offered else 100.0
+    figures["failure"] = params["failure"] or None
+    return figures
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "start": {"type": "float"},
+            "end": {"type": "float"},
+            "last_s": {"type": "float"},
+            "monitor_csv": {"type": "path", "required": True},
+            "sustained_window_s": {"type": "float", "default": 10.0},
+            "ledger": {"type": "path"},
+            "rate": {"type": "float"},
+            "duration_s": {"type": "float"},
+            "run_id_prefix": {"type": "str"},
+            "output_dir": {"type": "path"},
+            "log_file": {"type": "path"},
+            "settle_s": {"type": "float", "default": 10.0},
+            "failure": {"type": "str"},
+        },
+        required_by={"ledger": ("rate", "duration_s", "run_id_prefix", "output_dir", "log_file", "start", "end")},
+        required_one_of=[("start", "last_s")],
+        required_together=[("start", "end")],
+        mutually_exclusive=[("start", "last_s")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["last_s"] is not None:
+        if params["last_s"] <= 0:
+            module.fail_json(msg="last_s must be greater than 0")
+        params["end"] = time.time()
+        params["start"] = params["end"] - params["last_s"]
+    if params["end"] < params["start"]:
+        module.fail_json(msg="end (%s) is before start (%s)" % (params["end"], params["start"]))
+    if params["sustained_window_s"] <= 0:
+        module.fail_json(msg="sustained_window_s must be greater than 0")
+    figures = {}
+    if params["ledger"]:
+        try:
+            figures = measure_level(params)
+        except OSError as exc:
+            module.fail_json(msg="cannot read %s: %s" % (exc.filename, exc.strerror))
+    figures.update(
+        monitor_window(
+            params["monitor_csv"], params["start"], params["end"], params["sustained_window_s"]
+        )
+    )
+    module.exit_json(changed=False, qts_stress_metrics=figures)
+
+
+if __name__ == "__main__":
+    main()

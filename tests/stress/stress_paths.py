@@ -1,0 +1,13 @@
+"""Import path of the collection for the stress tests: build/collections (``make collection``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS = ROOT / "build" / "collections"
+OBSERVER_DIR = ROOT / "files" / "observer"
+if not (COLLECTIONS / "ansible_collections" / "qts" / "observer").exists():
+    raise RuntimeError("the collection is not linked: run `make collection` (make test does)")
+sys.path.insert(0, str(COLLECTIONS))
