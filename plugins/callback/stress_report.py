@@ -9,7 +9,6 @@ callbacks no supported way to fail a play, so nothing here may ever be the gate.
 from __future__ import annotations
 
 # Ansible's convention puts DOCUMENTATION before the imports.
-# ruff: noqa: E402
 
 DOCUMENTATION = r"""
 ---
@@ -158,6 +157,8 @@ def _plain(value: Any) -> str:
     """A measured value or limit in a message: numbers short, anything else as text."""
     if _is_number(value):
         return "%g" % value
+    if isinstance(value, Mapping):
+        return ", ".join("%s %s" % (k, _plain(v)) for k, v in value.items()) or "none"
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "none"
     return str(value)
@@ -205,12 +206,16 @@ def _breach_text(breach: Mapping[str, Any]) -> str:
     return "%s: %s" % (name, _shorten(_plain(measured), 60))
 
 
+def _with_figures(text: str, measured: Any, limit: Any) -> str:
+    """The text, with the measured value and the limit when there are any."""
+    if measured is None and limit is None:
+        return text
+    return "%s (measured %s, limit %s)" % (text, _plain(measured), _plain(limit))
+
+
 def _breach_message(breach: Mapping[str, Any]) -> str:
-    return "%s (measured %s, limit %s)" % (
-        breach.get("message") or breach.get("criterion", "breach"),
-        _plain(breach.get("measured")),
-        _plain(breach.get("limit")),
-    )
+    text = str(breach.get("message") or breach.get("criterion", "breach"))
+    return _with_figures(text, breach.get("measured"), breach.get("limit"))
 
 
 @dataclass
@@ -637,10 +642,10 @@ def _run_cases(entry: Mapping[str, Any]) -> list[tuple]:
         if criterion.get("verdict") == PASSED:
             cases.append((str(criterion.get("name")), None, None))
         else:
-            message = "%s (measured %s, limit %s)" % (
-                criterion.get("evidence", ""),
-                _plain(criterion.get("measured")),
-                _plain(criterion.get("limit")),
+            message = _with_figures(
+                str(criterion.get("evidence") or criterion.get("name")),
+                criterion.get("measured"),
+                criterion.get("limit"),
             )
             cases.append((str(criterion.get("name")), message, json.dumps(criterion, default=str)))
     return cases
