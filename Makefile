@@ -13,7 +13,7 @@ BENCH_SNAPSHOTS ?= 1000000
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv test lint lint-python pytest bench-observer stress clean
+.PHONY: help venv test lint lint-python pytest bench-observer bench-load smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -35,11 +35,17 @@ lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-pytest: venv ## Unit and integration tests
+pytest: venv collection ## Unit and integration tests
 	$(BIN)/pytest
 
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)
+
+bench-load: venv collection ## Load generator pacing at 50, 1000, 10000/s beside the runbook's
+	$(BIN)/python benchmarks/bench_load.py
+
+smoke: venv collection ## The four levels compressed to about a minute: INVENTORY=, ARGS=
+	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=smoke $(ARGS)
 
 clean: ## Remove the venv and build output
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

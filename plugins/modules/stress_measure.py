@@ -161,6 +161,7 @@ def measure_level(params: dict) -> dict:
     offered = accepted + observer["rejected"]
     figures["validation_rate_pct"] = round(100.0 * accepted / offered, 3) if offered else 100.0
     figures["failure"] = params["failure"] or None
+    figures["started_at"], figures["finished_at"] = start, end
     return figures
 
 

@@ -27,12 +27,13 @@ Standard library only: this module also runs on managed hosts.
 from __future__ import annotations
 
 import builtins
+import itertools
 import linecache
 import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 from urllib.parse import unquote
 
 __all__ = [
@@ -70,7 +71,12 @@ SUPPORTED_KEYWORDS = frozenset(
 _TYPES = ("object", "string", "number", "integer", "boolean", "null", "array")
 _NUMBER_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 # Failing comparison for each bound keyword, written as jsonschema writes it.
-_NUMBER_FAIL_OP = {"minimum": "<", "maximum": ">", "exclusiveMinimum": "<=", "exclusiveMaximum": ">="}
+_NUMBER_FAIL_OP = {
+    "minimum": "<",
+    "maximum": ">",
+    "exclusiveMinimum": "<=",
+    "exclusiveMaximum": ">=",
+}
 _STRING_KEYWORDS = ("minLength", "maxLength", "pattern")
 _OBJECT_KEYWORDS = ("properties", "required", "additionalProperties")
 
@@ -78,6 +84,9 @@ _OBJECT_KEYWORDS = ("properties", "required", "additionalProperties")
 DEFAULT_MEMO_SIZE = 4096
 #: Strings longer than this are never memoized (bounds the memo's memory).
 DEFAULT_MEMO_MAX_LEN = 256
+_serial = itertools.count(1)
+#: Calls between two re-probes of switched-off memos.
+DEFAULT_MEMO_PROBE_INTERVAL = 1 << 20
 
 
 class SchemaCompileError(ValueError):
@@ -87,8 +96,8 @@ class SchemaCompileError(ValueError):
     pointer of the offending location in the schema.
     """
 
-    def __init__(self, message: str, pointer: str, keyword: Optional[str] = None) -> None:
-        super().__init__(f"{message} (at {pointer or '/'!s})")
+    def __init__(self, message: str, pointer: str, keyword: str | None = None) -> None:
+        super().__init__(f"{message} (at #{pointer})")
         self.pointer = pointer
         self.keyword = keyword
 
@@ -166,13 +175,16 @@ def _type_condition(type_name: str, var: str) -> str:
 
 
 class _Generator:
-    def __init__(self, root: Any, memo_size: int, memo_max_len: int) -> None:
+    def __init__(self, root: Any, memo_size: int, memo_max_len: int, probe: int) -> None:
         self.root = root
         self.memo_size = memo_size
         self.memo_max_len = memo_max_len
+        self.probe = probe
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
-        self._patterns: dict[str, tuple[str, str]] = {}
+        self._patterns: dict[str, int] = {}
+        #: Number of places each pattern is checked at (index: pattern index).
+        self.sites: list[int] = []
         self._counter = 0
 
     # -- helpers -----------------------------------------------------------
@@ -194,7 +206,8 @@ class _Generator:
             return self.const("k", value)
         return repr(value)
 
-    def pattern(self, regex: str, pointer: str) -> tuple[str, str]:
+    def pattern(self, regex: str, pointer: str) -> int:
+        """Index of the compiled ``regex`` (shared by every site using it)."""
         if regex not in self._patterns:
             try:
                 search = re.compile(regex).search
@@ -202,8 +215,32 @@ class _Generator:
                 raise SchemaCompileError(
                     f"invalid pattern {regex!r}: {exc}", pointer, "pattern"
                 ) from exc
-            self._patterns[regex] = (self.const("s", search), self.const("m", {}))
+            index = len(self._patterns)
+            self._patterns[regex] = index
+            self.consts[f"s{index}"] = search
+            self.sites.append(0)
         return self._patterns[regex]
+
+    def memo_check(self, level: int, var: str, index: int) -> None:
+        """Pattern check through the adaptive memo of pattern ``index``.
+
+        ``m{i}`` holds exact strings already known to match; ``a{i}`` says
+        whether the memo is in use and ``c{i}`` is the call count when it was
+        last emptied.  When the memo is full, it is emptied and kept in use
+        only if it filled slowly enough to have paid for itself (enough calls
+        per miss, i.e. enough hits); otherwise it is switched off until the
+        next re-probe (every ``memo_probe_interval`` calls).
+        """
+        i = index
+        self.emit(level, f"if not (a{i} and {var} in m{i}):")
+        self.emit(level + 1, f"if s{i}({var}) is None:")
+        self.emit(level + 2, "return False")
+        self.emit(level + 1, f"if a{i} and len({var}) <= {self.memo_max_len}:")
+        self.emit(level + 2, f"if len(m{i}) >= {self.memo_size}:")
+        self.emit(level + 3, f"m{i}.clear()")
+        self.emit(level + 3, f"a{i} = _n - c{i} >= t{i}")
+        self.emit(level + 3, f"c{i} = _n")
+        self.emit(level + 2, f"m{i}[{var}] = None")
 
     def resolve(self, ref: Any, pointer: str) -> tuple[Any, str]:
         if not isinstance(ref, str) or not ref.startswith("#"):
@@ -214,6 +251,7 @@ class _Generator:
         if fragment and not fragment.startswith("/"):
             raise SchemaCompileError(f"anchors are not supported: {ref!r}", pointer, "$ref")
         target: Any = self.root
+        canonical = "#"
         for raw in fragment.split("/")[1:]:
             token = raw.replace("~1", "/").replace("~0", "~")
             if isinstance(target, dict) and token in target:
@@ -222,7 +260,8 @@ class _Generator:
                 target = target[int(token)]
             else:
                 raise SchemaCompileError(f"unresolvable $ref {ref!r}", pointer, "$ref")
-        return target, "#" + fragment
+            canonical += "/" + _escape_pointer_token(token)
+        return target, canonical
 
     # -- schema nodes --------------------------------------------------------
     def node(self, schema: Any, var: str, pointer: str, indent: int, refs: tuple[str, ...]) -> None:
@@ -257,7 +296,9 @@ class _Generator:
             target, target_pointer = self.resolve(schema["$ref"], f"{pointer}/$ref")
             if target_pointer in refs:
                 raise SchemaCompileError(
-                    f"recursive $ref {schema['$ref']!r} cannot be inlined", f"{pointer}/$ref", "$ref"
+                    f"recursive $ref {schema['$ref']!r} cannot be inlined",
+                    f"{pointer}/$ref",
+                    "$ref",
                 )
             self.node(target, var, target_pointer[1:], indent, (*refs, target_pointer))
 
@@ -265,9 +306,11 @@ class _Generator:
         self.enum_checks(schema, var, pointer, indent)
         self.number_checks(schema, var, pointer, indent, known)
         self.string_checks(schema, var, pointer, indent, known)
-        self.object_checks(schema, var, pointer, indent, known, refs)
+        self.object_checks(
+            schema=schema, var=var, pointer=pointer, indent=indent, known=known, refs=refs
+        )
 
-    def type_check(self, schema: dict, var: str, pointer: str, indent: int) -> Optional[set[str]]:
+    def type_check(self, schema: dict, var: str, pointer: str, indent: int) -> set[str] | None:
         """Emit the ``type`` check; return the possible types afterwards (None: any)."""
         if "type" not in schema:
             return None
@@ -314,7 +357,7 @@ class _Generator:
             self.emit(indent + 1, "return False")
 
     def number_checks(
-        self, schema: dict, var: str, pointer: str, indent: int, known: Optional[set[str]]
+        self, schema: dict, var: str, pointer: str, indent: int, known: set[str] | None
     ) -> None:
         present = [k for k in _NUMBER_KEYWORDS if k in schema]
         if not present:
@@ -333,7 +376,7 @@ class _Generator:
             self.emit(indent + 1, "return False")
 
     def string_checks(
-        self, schema: dict, var: str, pointer: str, indent: int, known: Optional[set[str]]
+        self, schema: dict, var: str, pointer: str, indent: int, known: set[str] | None
     ) -> None:
         present = [k for k in _STRING_KEYWORDS if k in schema]
         if not present:
@@ -348,7 +391,9 @@ class _Generator:
         if "pattern" in schema and not isinstance(schema["pattern"], str):
             raise SchemaCompileError("pattern must be a string", pointer, "pattern")
         if known is not None and "string" not in known:
-            return  # never applies
+            if "pattern" in schema:  # never applies, but must still be a valid regex
+                self.pattern(schema["pattern"], f"{pointer}/pattern")
+            return
         exclusive = known == {"string"}  # type check not emitted yet: do it here
 
         def body(level: int, memo: bool) -> None:
@@ -359,15 +404,11 @@ class _Generator:
                 self.emit(level, f"if len({var}) > {self.literal(schema['maxLength'])}:")
                 self.emit(level + 1, "return False")
             if "pattern" in schema:
-                search, cache = self.pattern(schema["pattern"], f"{pointer}/pattern")
+                index = self.pattern(schema["pattern"], f"{pointer}/pattern")
+                search = f"s{index}"
                 if memo and self.memo_size > 0:
-                    self.emit(level, f"if {var} not in {cache}:")
-                    self.emit(level + 1, f"if {search}({var}) is None:")
-                    self.emit(level + 2, "return False")
-                    self.emit(level + 1, f"if len({var}) <= {self.memo_max_len}:")
-                    self.emit(level + 2, f"if len({cache}) >= {self.memo_size}:")
-                    self.emit(level + 3, f"{cache}.clear()")
-                    self.emit(level + 2, f"{cache}[{var}] = None")
+                    self.sites[index] += 1
+                    self.memo_check(level, var, index)
                 else:
                     self.emit(level, f"if {search}({var}) is None:")
                     self.emit(level + 1, "return False")
@@ -383,23 +424,22 @@ class _Generator:
 
     def object_checks(
         self,
+        *,
         schema: dict,
         var: str,
         pointer: str,
         indent: int,
-        known: Optional[set[str]],
+        known: set[str] | None,
         refs: tuple[str, ...],
     ) -> None:
         if not any(k in schema for k in _OBJECT_KEYWORDS):
             return
         properties = schema.get("properties", {})
-        if not isinstance(properties, dict):
+        if not isinstance(properties, dict) or not all(isinstance(k, str) for k in properties):
             raise SchemaCompileError("properties must be an object", pointer, "properties")
         required = schema.get("required", [])
         if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-            raise SchemaCompileError(
-                "required must be an array of strings", pointer, "required"
-            )
+            raise SchemaCompileError("required must be an array of strings", pointer, "required")
         additional = schema.get("additionalProperties", True)
         if additional is not True and additional is not False:
             raise SchemaCompileError(
@@ -479,11 +519,44 @@ class _Generator:
                 if len(self.lines) == start + 1:
                     del self.lines[start:]  # nothing to check underneath
 
+    def source(self, name: str) -> str:
+        """The whole module: a factory binding constants and memo state."""
+        memos = [i for i, sites in enumerate(self.sites) if sites]
+        head = [f"def _factory({', '.join(self.consts)}):"]
+        state: list[str] = []
+        if memos:
+            # Keep memo i while it gets at least ~1 hit per 2 misses: it took
+            # at least 1.5 * memo_size / sites calls to collect memo_size misses.
+            head.append("    _n = 0")
+            head.append(f"    _probe = {self.probe}")
+            for i in memos:
+                threshold = -(-3 * self.memo_size // (2 * self.sites[i]))
+                head.append(f"    m{i} = {{}}")
+                head.append(f"    a{i} = True")
+                head.append(f"    c{i} = 0")
+                head.append(f"    t{i} = {threshold}")
+                state += [f"a{i}", f"c{i}"]
+        head.append(f"    def {name}(instance):")
+        if memos:
+            head.append(f"        nonlocal _n, _probe, {', '.join(state)}")
+            head.append("        _n += 1")
+            head.append("        if _n >= _probe:")
+            head.append(f"            _probe = _n + {self.probe}")
+            for i in memos:
+                head.append(f"            if not a{i}:")
+                head.append(f"                a{i} = True")
+                head.append(f"                c{i} = _n")
+                head.append(f"                m{i}.clear()")
+        tail = ["        return True", f"    return {name}", ""]
+        return "\n".join([*head, *self.lines, *tail])
+
     def _check_only(self, schema: Any, pointer: str, refs: tuple[str, ...]) -> None:
         """Run the compile-time checks of ``schema`` and throw the code away."""
-        saved = len(self.lines)
+        saved, sites = len(self.lines), list(self.sites)
         self.node(schema, "_", pointer, 0, refs)
         del self.lines[saved:]
+        self.sites[: len(sites)] = sites
+        self.sites[len(sites) :] = [0] * (len(self.sites) - len(sites))
 
 
 def compile_schema(
@@ -491,23 +564,35 @@ def compile_schema(
     *,
     memo_size: int = DEFAULT_MEMO_SIZE,
     memo_max_len: int = DEFAULT_MEMO_MAX_LEN,
-    name: str = "validate",
+    memo_probe_interval: int = DEFAULT_MEMO_PROBE_INTERVAL,
 ) -> Callable[[Any], bool]:
     """Compile ``schema`` into ``f(instance) -> bool``.
 
     ``f(doc)`` equals ``jsonschema.Draft202012Validator(schema).is_valid(doc)``.
+    The function is one flat piece of generated code: no call per field.
+
     Each distinct ``pattern`` gets a memo of up to ``memo_size`` exact ``str``
-    values (at most ``memo_max_len`` code points) already known to match; it
-    is cleared when full.  ``memo_size=0`` disables memoization.  The generated
-    source is available as ``f.__source__``.
+    values (at most ``memo_max_len`` code points) already known to match.  The
+    memo is adaptive: when full it is emptied, and switched off if it missed
+    more often than about once per two checks (unique values such as run ids),
+    then retried every ``memo_probe_interval`` calls.  ``memo_size=0`` turns
+    memoization off.  The memo only ever skips a regex for a string that
+    already matched it, so it never changes a result.
+
+    The generated source is available as ``f.__source__`` (and in tracebacks).
 
     Raises :class:`SchemaCompileError` for any keyword outside
     :data:`SUPPORTED_KEYWORDS` and :data:`ANNOTATION_KEYWORDS`, for malformed
     keyword values, and for ``$ref`` it cannot inline.
     """
-    if not name.isidentifier():
-        raise ValueError(f"not an identifier: {name!r}")
-    gen = _Generator(schema, memo_size, memo_max_len)
+    for label, value in (
+        ("memo_size", memo_size),
+        ("memo_max_len", memo_max_len),
+        ("memo_probe_interval", memo_probe_interval),
+    ):
+        if type(value) is not int or value < (0 if label == "memo_size" else 1):
+            raise ValueError(f"bad {label}: {value!r}")
+    gen = _Generator(schema, memo_size, memo_max_len, memo_probe_interval)
     gen.node(schema, "instance", "", 2, ("#",))
     # Unreferenced $defs cannot affect validity, but keep the schema file
     # within the supported subset everywhere.
@@ -515,18 +600,8 @@ def compile_schema(
         for def_name, sub in schema["$defs"].items():
             target = f"#/$defs/{_escape_pointer_token(def_name)}"
             gen._check_only(sub, target[1:], ("#", target))
-    params = ", ".join(gen.consts)
-    source = "\n".join(
-        [
-            f"def _factory({params}):",
-            f"    def {name}(instance):",
-            *gen.lines,
-            "        return True",
-            f"    return {name}",
-            "",
-        ]
-    )
-    filename = f"<qts_observer.schema_compiler:{name}:{id(gen):x}>"
+    source = gen.source("validate")
+    filename = f"<qts_observer.schema_compiler:validate:{next(_serial)}>"
     namespace: dict[str, Any] = {
         "__builtins__": builtins,
         "_Number": numbers.Number,
