@@ -68,7 +68,7 @@ class ObserverProcess:
             argv += ["--input", str(self.fifo)]
         return argv
 
-    def start(self, stdin=subprocess.DEVNULL) -> ObserverProcess:
+    def start(self, stdin=subprocess.DEVNULL, wait_ready: bool = True) -> ObserverProcess:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         env["QTS_OBSERVER_STANDALONE"] = "1"
         self.proc = subprocess.Popen(
@@ -79,7 +79,8 @@ class ObserverProcess:
             stderr=subprocess.PIPE,
             env=env,
         )
-        wait_for(self._ready, what="the Observer's pidfile")
+        if wait_ready:
+            wait_for(self._ready, what="the Observer's pidfile")
         return self
 
     def _ready(self) -> bool:
