@@ -37,7 +37,12 @@ def figures(rate: float, t0: float, arrivals: list[float]) -> dict:
     count = len(arrivals)
     achieved = (count - 1) / (arrivals[-1] - arrivals[0]) if count > 1 else 0.0
     lateness = [(arrival - (t0 + index / rate)) * 1000.0 for index, arrival in enumerate(arrivals)]
-    return {"count": count, "achieved": achieved, "error_pct": 100.0 * (achieved - rate) / rate, "lateness_ms": summary_ms(lateness)}
+    return {
+        "count": count,
+        "achieved": achieved,
+        "error_pct": 100.0 * (achieved - rate) / rate,
+        "lateness_ms": summary_ms(lateness),
+    }
 
 
 def run_ours(work: Path, rate: float, seconds: float) -> dict:
@@ -58,7 +63,12 @@ def run_ours(work: Path, rate: float, seconds: float) -> dict:
 def run_runbook(work: Path, rate: float, seconds: float) -> dict:
     out = work / f"runbook_{rate:g}.json"
     count = int(rate * seconds)
-    generator = subprocess.Popen([sys.executable, str(RUNBOOK), str(rate), str(count)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})
+    generator = subprocess.Popen(
+        [sys.executable, str(RUNBOOK), str(rate), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+    )
     reader = subprocess.Popen([sys.executable, str(READER), str(out)], stdin=generator.stdout)
     generator.stdout.close()
     t0 = json.loads(generator.stderr.readline())["t0"]
@@ -76,10 +86,14 @@ def main() -> None:
             rows.append((rate, "snapshot_load", run_ours(work, rate, seconds)))
             rows.append((rate, "runbook (sleep, block-buffered)", run_runbook(work, rate, seconds)))
     print()
-    print(f"{'rate/s':>7} {'generator':33} {'lines':>7} {'achieved/s':>11} {'error %':>8} {'late p50 ms':>12} {'p99 ms':>9} {'max ms':>9}")
+    print(
+        f"{'rate/s':>7} {'generator':33} {'lines':>7} {'achieved/s':>11} {'error %':>8} {'late p50 ms':>12} {'p99 ms':>9} {'max ms':>9}"
+    )
     for rate, name, f in rows:
         late = f["lateness_ms"]
-        print(f"{rate:>7} {name:33} {f['count']:>7} {f['achieved']:>11.2f} {f['error_pct']:>8.2f} {late['p50']:>12.2f} {late['p99']:>9.2f} {late['max']:>9.2f}")
+        print(
+            f"{rate:>7} {name:33} {f['count']:>7} {f['achieved']:>11.2f} {f['error_pct']:>8.2f} {late['p50']:>12.2f} {late['p99']:>9.2f} {late['max']:>9.2f}"
+        )
     print("\ntarget: achieved rate within 0.5 % of the target, p99 lateness as low as possible")
 
 

@@ -59,7 +59,15 @@ def write_snapshots(path: Path, count: int) -> None:
 
 
 def observer_argv(output: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "observer.py", "--config", str(CONFIG), "--output-dir", str(output), *extra]
+    return [
+        sys.executable,
+        "observer.py",
+        "--config",
+        str(CONFIG),
+        "--output-dir",
+        str(output),
+        *extra,
+    ]
 
 
 def read_records(output: Path) -> list[dict]:
@@ -103,7 +111,11 @@ def run_naive(data: Path, work: Path, count: int) -> dict:
     with subset.open("rb") as source:
         feeder = subprocess.Popen(["cat"], stdin=source, stdout=subprocess.PIPE)
         result = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "naive_observer.py"), str(work / "naive.jsonl")],
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "naive_observer.py"),
+                str(work / "naive.jsonl"),
+            ],
             stdin=feeder.stdout,
             capture_output=True,
             check=True,
@@ -119,7 +131,15 @@ def run_paced(work: Path, rate: float, seconds: float) -> dict:
     pidfile = work / "paced.pid"
     observer = subprocess.Popen(
         observer_argv(
-            output, ["--input", str(fifo), "--pidfile", str(pidfile), "--log-file", str(work / "paced.log")]
+            output,
+            [
+                "--input",
+                str(fifo),
+                "--pidfile",
+                str(pidfile),
+                "--log-file",
+                str(work / "paced.log"),
+            ],
         ),
         cwd=OBSERVER_DIR,
     )
@@ -140,11 +160,17 @@ def run_paced(work: Path, rate: float, seconds: float) -> dict:
     observer.terminate()
     observer.wait(timeout=10)
     records = read_records(output)
-    return {"written": len(records), "sent": total, "latency_ms": percentiles([r["processing_latency_ms"] for r in records])}
+    return {
+        "written": len(records),
+        "sent": total,
+        "latency_ms": percentiles([r["processing_latency_ms"] for r in records]),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--snapshots", type=int, default=1_000_000)
     parser.add_argument("--naive-snapshots", type=int, default=20_000)
     parser.add_argument("--paced-seconds", type=float, default=20.0)
@@ -174,7 +200,11 @@ def main() -> None:
         ("latency at full load p50/p99 (ms)", f"{lat['p50']:.1f}/{lat['p99']:.1f}", ""),
         ("latency at full load max (ms)", f"{lat['max']:.1f}", ""),
         ("peak RSS (MB)", f"{fast['peak_rss_mb']:.1f}", "< 150"),
-        ("buffer depth reached (records)", f"{fast['buffer_depth_max']:,}", f"{config['buffer']['max_buffer_size']:,}"),
+        (
+            "buffer depth reached (records)",
+            f"{fast['buffer_depth_max']:,}",
+            f"{config['buffer']['max_buffer_size']:,}",
+        ),
         ("50/s: written / sent", f"{paced['written']}/{paced['sent']}", ""),
         ("50/s: latency p50 (ms)", f"{paced['latency_ms']['p50']:.2f}", ""),
         ("50/s: latency p99 (ms)", f"{paced['latency_ms']['p99']:.2f}", f"<= {target_p99:g}"),

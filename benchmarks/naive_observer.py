@@ -10,7 +10,9 @@ from pathlib import Path
 
 import jsonschema
 
-SCHEMA = Path(__file__).resolve().parents[1] / "files/observer/schemas/observation_snapshot.schema.json"
+SCHEMA = (
+    Path(__file__).resolve().parents[1] / "files/observer/schemas/observation_snapshot.schema.json"
+)
 
 
 def main() -> None:

@@ -119,6 +119,7 @@ def _levels_text(levels: list[dict], render) -> str:
 def judge_run(
     levels: list[dict],
     planned_levels: int,
+    *,
     baseline: dict | None,
     recovery: dict | None,
     shutdown: dict | None,

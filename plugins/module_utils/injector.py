@@ -36,7 +36,9 @@ def read_pidfile(path: str) -> int:
         with open(path) as handle:
             text = handle.read().strip()
     except OSError as exc:
-        raise InjectionError("cannot read the Observer's pidfile %s: %s" % (path, exc.strerror))
+        raise InjectionError(
+            "cannot read the Observer's pidfile %s: %s" % (path, exc.strerror)
+        ) from None
     if not text.isdigit() or int(text) <= 1:
         raise InjectionError("the Observer's pidfile %s holds %r, not a PID" % (path, text[:40]))
     return int(text)
@@ -95,15 +97,15 @@ def open_pipe(path: str) -> int:
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise InjectionError("input pipe %s: %s" % (path, exc.strerror))
+        raise InjectionError("input pipe %s: %s" % (path, exc.strerror)) from None
     if not stat.S_ISFIFO(mode):
         raise InjectionError("input pipe %s is not a named pipe" % path)
     try:
         return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            raise InjectionError("no Observer is reading %s" % path)
-        raise InjectionError("input pipe %s: %s" % (path, exc.strerror))
+            raise InjectionError("no Observer is reading %s" % path) from None
+        raise InjectionError("input pipe %s: %s" % (path, exc.strerror)) from None
 
 
 @dataclass
@@ -117,7 +119,7 @@ class LevelPlan:
 
     @property
     def total(self) -> int:
-        return int(round(self.rate * self.duration_s))
+        return round(self.rate * self.duration_s)
 
     def generator(self) -> SnapshotGenerator:
         prefix = "%sL%d" % (self.run_tag, self.level)

@@ -44,8 +44,8 @@ def read_ledger(path: str) -> dict[bytes, bytes]:
     """run_id -> exact line sent (without its newline)."""
     sent: dict[bytes, bytes] = {}
     with open(path, "rb") as handle:
-        for line in handle:
-            line = line.rstrip(b"\n")
+        for raw in handle:
+            line = raw.rstrip(b"\n")
             match = _RUN_ID.search(line)
             if match:
                 sent[match.group(1)] = line
@@ -64,8 +64,8 @@ def scan_records(output_dir: str, prefix: bytes) -> list[tuple[bytes, bytes, dic
     found = []
     for path in record_files(output_dir):
         with open(path, "rb") as handle:
-            for line in handle:
-                line = line.rstrip(b"\n")
+            for raw in handle:
+                line = raw.rstrip(b"\n")
                 match = _RUN_ID.search(line)
                 if not match or not match.group(1).startswith(prefix):
                     continue
@@ -104,21 +104,31 @@ def latencies(found: list[tuple[bytes, bytes, dict]]) -> dict:
     return {"latency_ms": summary_ms(processing), "e2e_latency_ms": summary_ms(end_to_end)}
 
 
-def metrics_window(path: str, start: float, end: float) -> dict:
-    """Observer metrics reported during [start, end] (and the report before, as a base)."""
+def read_metrics(
+    path: str, start: float, end: float = float("inf")
+) -> tuple[dict | None, list[dict]]:
+    """The Observer's last metrics report before ``start`` (a base for counters, or None)
+    and its reports during [start, end]."""
     before, inside = None, []
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            for line in handle:
-                try:
-                    document = json.loads(line)
-                    moment = epoch(document["timestamp"])
-                except (ValueError, KeyError):
-                    continue
-                if moment < start:
-                    before = document
-                elif moment <= end:
-                    inside.append(document)
+    if not os.path.exists(path):
+        return None, []
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                document = json.loads(line)
+                moment = epoch(document["timestamp"])
+            except (ValueError, KeyError):
+                continue
+            if moment < start:
+                before = document
+            elif moment <= end:
+                inside.append(document)
+    return before, inside
+
+
+def metrics_window(path: str, start: float, end: float) -> dict:
+    """Observer metrics reported during [start, end], counters relative to the report before."""
+    before, inside = read_metrics(path, start, end)
     if not inside:
         return {
             "reports": 0,

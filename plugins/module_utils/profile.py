@@ -34,7 +34,8 @@ def profile_levels(profile: str) -> list[dict]:
     """The levels of a named profile (``full``: the spec; ``smoke``: the same, compressed)."""
     if profile not in PROFILE_TIMINGS:
         raise ValueError(
-            "stress_profile must be one of %s, got %r" % (", ".join(sorted(PROFILE_TIMINGS)), profile)
+            "stress_profile must be one of %s, got %r"
+            % (", ".join(sorted(PROFILE_TIMINGS)), profile)
         )
     duration = PROFILE_TIMINGS[profile]["duration_s"]
     return [
@@ -52,7 +53,9 @@ def profile_levels(profile: str) -> list[dict]:
     ]
 
 
-def _positive_number(value: object, where: str, errors: list[str], upper: float | None = None) -> None:
+def _positive_number(
+    value: object, where: str, errors: list[str], upper: float | None = None
+) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         errors.append("%s must be a number, got %r" % (where, value))
     elif not math.isfinite(value) or value <= 0:
@@ -75,9 +78,7 @@ def validate_levels(levels: object) -> list[str]:
             "%s: unknown key %r (known: %s)" % (where, key, ", ".join(LEVEL_KEYS))
             for key in sorted(set(level) - set(LEVEL_KEYS))
         )
-        errors.extend(
-            "%s: missing key %r" % (where, key) for key in LEVEL_KEYS if key not in level
-        )
+        errors.extend("%s: missing key %r" % (where, key) for key in LEVEL_KEYS if key not in level)
         if "rate" in level:
             _positive_number(level["rate"], where + ".rate", errors, upper=1_000_000)
         if "duration_s" in level:

@@ -12,9 +12,8 @@ Standard library only.
 from __future__ import annotations
 
 import json
-import os
 
-from .measure import epoch, monitor_window
+from .measure import monitor_window, read_metrics
 
 CPU_WARN = (70.0, 80.0)
 MEMORY_WARN = (75.0, 85.0)
@@ -28,27 +27,6 @@ def read_json(path: str) -> dict:
             return json.load(handle)
     except (OSError, ValueError):
         return {}
-
-
-def recent_metrics(path: str, since: float, keep: int = 30) -> tuple[dict | None, list[dict]]:
-    """The last metrics report before ``since`` and up to ``keep`` reports after it."""
-    base, after = None, []
-    if not os.path.exists(path):
-        return None, []
-    with open(path, "rb") as handle:
-        for line in handle:
-            try:
-                document = json.loads(line)
-                moment = epoch(document["timestamp"])
-            except (ValueError, KeyError):
-                continue
-            if moment < since:
-                base = document
-            else:
-                after.append(document)
-                if len(after) > keep:
-                    after.pop(0)
-    return base, after
 
 
 def _rising(values: list[float]) -> bool:
@@ -94,12 +72,14 @@ def level_progress(
     progress_file: str,
     metrics_file: str,
     monitor_csv: str,
+    *,
     since: float,
     window_s: float,
     now: float,
 ) -> dict:
     progress = read_json(progress_file)
-    base, reports = recent_metrics(metrics_file, since)
+    base, reports = read_metrics(metrics_file, since)
+    reports = reports[-TREND_REPORTS * 4 :]
     written = 0
     if reports:
         written = int(reports[-1].get("processed", 0)) - int((base or {}).get("processed", 0))

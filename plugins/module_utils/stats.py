@@ -12,7 +12,7 @@ def percentile(ordered: list[float], fraction: float) -> float:
     if not ordered:
         return 0.0
     # round() first: 0.95 * 100 is 95.00000000000001 in binary floating point.
-    rank = max(1, int(math.ceil(round(fraction * len(ordered), 9))))
+    rank = max(1, math.ceil(round(fraction * len(ordered), 9)))
     return ordered[min(rank, len(ordered)) - 1]
 
 
@@ -45,7 +45,7 @@ def sustained(samples: list[tuple[float, float]], window_s: float) -> float:
             total -= ordered[start][1]
             start += 1
         covered = moment - ordered[start][0]
-        if covered >= window_s * 0.999 or end == len(ordered) - 1 and best is None:
+        if covered >= window_s * 0.999 or (end == len(ordered) - 1 and best is None):
             mean = total / (end - start + 1)
             best = mean if best is None else max(best, mean)
     return round(best if best is not None else 0.0, 3)

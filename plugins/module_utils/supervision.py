@@ -143,4 +143,4 @@ def describe_exit(last_exit: dict[str, Any] | None) -> str:
         how = f"exit status {last_exit.get('code')}"
     if last_exit.get("killed_after_timeout"):
         how += " after the stop timeout"
-    return f"pid {last_exit.get('pid')} {how} after {last_exit.get('runtime_s')} s"
+    return f"pid {last_exit.get('pid')} {how} (it ran {last_exit.get('runtime_s')} s)"

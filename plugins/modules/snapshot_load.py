@@ -245,7 +245,9 @@ def main() -> None:
     if module.check_mode:
         module.exit_json(**result)
     try:
-        outcome = inject(plan, pipe_fd, watch, module.params["ledger"], module.params["progress_file"])
+        outcome = inject(
+            plan, pipe_fd, watch, module.params["ledger"], module.params["progress_file"]
+        )
     finally:
         os.close(pipe_fd)
     result.update(outcome.as_dict(), changed=outcome.sent > 0)

@@ -158,11 +158,11 @@ def _run(module: AnsibleModule) -> None:
     criteria = judge_run(
         levels,
         params["planned_levels"] or len(levels),
-        params["baseline"],
-        params["recovery"],
-        params["shutdown"],
-        params["start_pid"],
-        params["end_pid"],
+        baseline=params["baseline"],
+        recovery=params["recovery"],
+        shutdown=params["shutdown"],
+        start_pid=params["start_pid"],
+        end_pid=params["end_pid"],
     )
     failed_levels = [lv for lv in levels if lv.get("verdict") != "PASS"]
     failed = [c for c in criteria if c["verdict"] != "PASS"]

@@ -182,7 +182,17 @@ def main() -> None:
             "settle_s": {"type": "float", "default": 10.0},
             "failure": {"type": "str"},
         },
-        required_by={"ledger": ("rate", "duration_s", "run_id_prefix", "output_dir", "log_file", "start", "end")},
+        required_by={
+            "ledger": (
+                "rate",
+                "duration_s",
+                "run_id_prefix",
+                "output_dir",
+                "log_file",
+                "start",
+                "end",
+            )
+        },
         required_one_of=[("start", "last_s")],
         required_together=[("start", "end")],
         mutually_exclusive=[("start", "last_s")],

@@ -106,9 +106,9 @@ def main() -> None:
         params["progress_file"],
         params["metrics_file"],
         params["monitor_csv"],
-        params["since"],
-        params["sustained_window_s"],
-        time.time(),
+        since=params["since"],
+        window_s=params["sustained_window_s"],
+        now=time.time(),
     )
     progress.update(level=params["level"], rate=params["rate"], duration_s=params["duration_s"])
     module.exit_json(changed=False, qts_stress_progress=progress)

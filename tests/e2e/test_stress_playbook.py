@@ -78,7 +78,10 @@ def test_impossible_threshold_fails_names_the_breach_and_still_reports(local_roo
         }
     ]
     result = make_smoke(
-        local_root, tmp_path / "artifacts", "-e", "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'"
+        local_root,
+        tmp_path / "artifacts",
+        "-e",
+        "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'",
     )
     assert result.returncode != 0
     assert "p99 processing latency" in result.stdout and "not under 0.001 ms" in result.stdout
@@ -100,7 +103,10 @@ def test_bad_levels_are_refused_before_anything_starts(local_root, tmp_path):
         }
     ]
     result = make_smoke(
-        local_root, tmp_path / "artifacts", "-e", "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'"
+        local_root,
+        tmp_path / "artifacts",
+        "-e",
+        "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'",
     )
     assert result.returncode != 0
     assert "stress_levels[1].rate must be greater than 0" in result.stdout
@@ -165,5 +171,6 @@ def test_observer_killed_during_a_level_fails_with_process_failure(local_root, t
     assert "process failure" in text
     criteria = {c["name"]: c["verdict"] for c in host["criteria"]}
     assert criteria["stability"] == "FAIL"
+    assert any("process failure" in (f.get("message") or "") for f in junit.iter("failure"))
     for name in ("system_monitor.csv", "observer.log", "metrics.jsonl"):
         assert (run_dir / "localhost" / name).exists(), name

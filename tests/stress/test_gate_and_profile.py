@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-import stress_paths  # noqa: F401  (puts the collection on sys.path)
-
 from ansible_collections.qts.observer.plugins.module_utils import gate
 from ansible_collections.qts.observer.plugins.module_utils.gate import judge_level, judge_run
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
@@ -16,7 +14,12 @@ from ansible_collections.qts.observer.plugins.module_utils.profile import (
 )
 from ansible_collections.qts.observer.plugins.module_utils.stats import percentile, sustained
 
-THRESHOLDS = {"min_throughput": 4.8, "max_latency_ms": 50.0, "max_cpu_pct": 40.0, "max_memory_pct": 60.0}
+THRESHOLDS = {
+    "min_throughput": 4.8,
+    "max_latency_ms": 50.0,
+    "max_cpu_pct": 40.0,
+    "max_memory_pct": 60.0,
+}
 
 
 def healthy_level(rate: float = 5.0, **changes) -> dict:
@@ -104,16 +107,39 @@ BASELINE = {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 40.0}}
 CLEAN_STOP = {"stopped_cleanly": True, "exit_status": 0, "elapsed_s": 0.4, "timeout_s": 10}
 
 
-def run_verdicts(levels, baseline=BASELINE, recovery=BASELINE, shutdown=CLEAN_STOP, start_pid=10, end_pid=10, planned=4):
-    criteria = judge_run(levels, planned, baseline, recovery, shutdown, start_pid, end_pid)
+def run_verdicts(
+    levels,
+    baseline=BASELINE,
+    recovery=BASELINE,
+    shutdown=CLEAN_STOP,
+    start_pid=10,
+    end_pid=10,
+    planned=4,
+):
+    criteria = judge_run(
+        levels,
+        planned,
+        baseline=baseline,
+        recovery=recovery,
+        shutdown=shutdown,
+        start_pid=start_pid,
+        end_pid=end_pid,
+    )
     return {c["name"]: c["verdict"] for c in criteria}, criteria
 
 
 def test_healthy_run_passes_every_criterion():
     verdicts, criteria = run_verdicts(four_levels())
     assert set(verdicts) == {
-        "stability", "scaling", "resources", "error_rate", "integrity",
-        "graceful_degradation", "recovery", "contract", "clean_shutdown",
+        "stability",
+        "scaling",
+        "resources",
+        "error_rate",
+        "integrity",
+        "graceful_degradation",
+        "recovery",
+        "contract",
+        "clean_shutdown",
     }
     assert set(verdicts.values()) == {"PASS"}
     assert all(c["evidence"] for c in criteria)
@@ -128,17 +154,39 @@ def test_healthy_run_passes_every_criterion():
         ({"levels": four_levels(**{"50": {"throughput": 44.9}})}, "scaling"),  # 89.8 % of offered
         ({"levels": four_levels(**{"50": {"cpu_pct.sustained": 80.0}})}, "resources"),
         ({"levels": four_levels(**{"50": {"memory_pct.sustained": 85.0}})}, "resources"),
-        ({"levels": four_levels(**{"10": {"errors": 2}})}, "error_rate"),  # 2 of 16,200 = 0.012 %... see below
+        (
+            {"levels": four_levels(**{"10": {"errors": 2}})},
+            "error_rate",
+        ),  # 2 of 16,200 = 0.012 %... see below
         ({"levels": four_levels(**{"5": {"lost": 1}})}, "integrity"),
         ({"levels": four_levels(**{"50": {"latency_ms.max": 500.1}})}, "graceful_degradation"),
         ({"levels": four_levels(**{"50": {"throughput": 24.9}})}, "graceful_degradation"),
-        ({"levels": four_levels(**{"50": {"latency_ms.p99": 250.0}})}, "graceful_degradation"),  # 12.8x jump
-        ({"recovery": {"cpu_pct": {"sustained": 15.1}, "memory_pct": {"sustained": 40.0}}}, "recovery"),
-        ({"recovery": {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 45.1}}}, "recovery"),
+        (
+            {"levels": four_levels(**{"50": {"latency_ms.p99": 250.0}})},
+            "graceful_degradation",
+        ),  # 12.8x jump
+        (
+            {"recovery": {"cpu_pct": {"sustained": 15.1}, "memory_pct": {"sustained": 40.0}}},
+            "recovery",
+        ),
+        (
+            {"recovery": {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 45.1}}},
+            "recovery",
+        ),
         ({"recovery": None}, "recovery"),
         ({"levels": four_levels(**{"5": {"modified": 1}})}, "contract"),
         ({"levels": four_levels(**{"5": {"extra_fields": ["signal"]}})}, "contract"),
-        ({"shutdown": {"stopped_cleanly": False, "exit_status": -9, "elapsed_s": 10.0, "timeout_s": 10}}, "clean_shutdown"),
+        (
+            {
+                "shutdown": {
+                    "stopped_cleanly": False,
+                    "exit_status": -9,
+                    "elapsed_s": 10.0,
+                    "timeout_s": 10,
+                }
+            },
+            "clean_shutdown",
+        ),
         ({"shutdown": None}, "clean_shutdown"),
     ],
 )
@@ -159,22 +207,52 @@ def test_each_run_wide_criterion_fails_on_its_own_evidence(kwargs, failed):
 def test_scaling_limit_is_ninety_percent_and_recovery_limits_are_inclusive():
     verdicts, _ = run_verdicts(four_levels(**{"50": {"throughput": 45.0}}))
     assert verdicts["scaling"] == "PASS"
-    exact = {"cpu_pct": {"sustained": 5.0 + gate.RECOVERY_CPU_POINTS}, "memory_pct": {"sustained": 40.0 + gate.RECOVERY_MEMORY_POINTS}}
+    exact = {
+        "cpu_pct": {"sustained": 5.0 + gate.RECOVERY_CPU_POINTS},
+        "memory_pct": {"sustained": 40.0 + gate.RECOVERY_MEMORY_POINTS},
+    }
     assert run_verdicts(four_levels(), recovery=exact)[0]["recovery"] == "PASS"
 
 
 def test_profile_is_the_spec_table():
     full = profile_levels("full")
-    assert [(lv["rate"], lv["duration_s"]) for lv in full] == [(5, 180), (10, 180), (25, 180), (50, 180)]
+    assert [(lv["rate"], lv["duration_s"]) for lv in full] == [
+        (5, 180),
+        (10, 180),
+        (25, 180),
+        (50, 180),
+    ]
     assert sum(lv["rate"] * lv["duration_s"] for lv in full) == 16_200
     assert [lv["thresholds"] for lv in full] == [
-        {"min_throughput": 4.8, "max_latency_ms": 50.0, "max_cpu_pct": 40.0, "max_memory_pct": 60.0},
-        {"min_throughput": 9.5, "max_latency_ms": 75.0, "max_cpu_pct": 60.0, "max_memory_pct": 70.0},
-        {"min_throughput": 23.0, "max_latency_ms": 150.0, "max_cpu_pct": 75.0, "max_memory_pct": 80.0},
-        {"min_throughput": 45.0, "max_latency_ms": 300.0, "max_cpu_pct": 80.0, "max_memory_pct": 85.0},
+        {
+            "min_throughput": 4.8,
+            "max_latency_ms": 50.0,
+            "max_cpu_pct": 40.0,
+            "max_memory_pct": 60.0,
+        },
+        {
+            "min_throughput": 9.5,
+            "max_latency_ms": 75.0,
+            "max_cpu_pct": 60.0,
+            "max_memory_pct": 70.0,
+        },
+        {
+            "min_throughput": 23.0,
+            "max_latency_ms": 150.0,
+            "max_cpu_pct": 75.0,
+            "max_memory_pct": 80.0,
+        },
+        {
+            "min_throughput": 45.0,
+            "max_latency_ms": 300.0,
+            "max_cpu_pct": 80.0,
+            "max_memory_pct": 85.0,
+        },
     ]
     smoke = profile_levels("smoke")
-    assert [lv["rate"] for lv in smoke] == [5, 10, 25, 50] and {lv["duration_s"] for lv in smoke} == {5}
+    assert [lv["rate"] for lv in smoke] == [5, 10, 25, 50] and {
+        lv["duration_s"] for lv in smoke
+    } == {5}
     assert [lv["thresholds"] for lv in smoke] == [lv["thresholds"] for lv in full]
     with pytest.raises(ValueError, match="stress_profile must be one of full, smoke"):
         profile_levels("huge")
@@ -187,9 +265,18 @@ def test_profile_is_the_spec_table():
         (lambda lv: lv[1].update(rate=-5), "stress_levels[2].rate must be greater than 0, got -5"),
         (lambda lv: lv[0].update(duration_s="3m"), "stress_levels[1].duration_s must be a number"),
         (lambda lv: lv[0].update(speed=3), "stress_levels[1]: unknown key 'speed'"),
-        (lambda lv: lv[2]["thresholds"].pop("max_cpu_pct"), "stress_levels[3].thresholds: missing threshold 'max_cpu_pct'"),
-        (lambda lv: lv[0]["thresholds"].update(max_latency=5), "stress_levels[1].thresholds: unknown key 'max_latency'"),
-        (lambda lv: lv[0]["thresholds"].update(max_memory_pct=120), "max_memory_pct must be at most 100"),
+        (
+            lambda lv: lv[2]["thresholds"].pop("max_cpu_pct"),
+            "stress_levels[3].thresholds: missing threshold 'max_cpu_pct'",
+        ),
+        (
+            lambda lv: lv[0]["thresholds"].update(max_latency=5),
+            "stress_levels[1].thresholds: unknown key 'max_latency'",
+        ),
+        (
+            lambda lv: lv[0]["thresholds"].update(max_memory_pct=120),
+            "max_memory_pct must be at most 100",
+        ),
         (lambda lv: lv[0].pop("thresholds"), "stress_levels[1]: missing key 'thresholds'"),
         (lambda lv: lv[0].update(rate=True), "stress_levels[1].rate must be a number"),
     ],

@@ -8,11 +8,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
-from stress_paths import OBSERVER_DIR
-
 from ansible_collections.qts.observer.plugins.module_utils import injector
 from ansible_collections.qts.observer.plugins.module_utils.injector import (
     InjectionError,
@@ -23,6 +22,7 @@ from ansible_collections.qts.observer.plugins.module_utils.injector import (
 )
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import SnapshotGenerator
 
+OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
 SCHEMA = json.loads((OBSERVER_DIR / "schemas" / "observation_snapshot.schema.json").read_text())
 
 
@@ -41,14 +41,18 @@ def test_generated_snapshots_follow_the_contract_and_vary():
     statuses = {d["system_state"]["status"] for d in documents}
     assert statuses == {"running", "high_memory"}
     for d in documents:
-        assert (d["system_state"]["status"] == "high_memory") == (d["system_state"]["memory_usage"] >= 70.0)
+        assert (d["system_state"]["status"] == "high_memory") == (
+            d["system_state"]["memory_usage"] >= 70.0
+        )
     assert len({d["meta"]["timestamp"] for d in documents}) == 3000
     assert all(d["meta"]["source"] == "stress_test_simulation" for d in documents)
 
 
 def test_same_seed_and_level_replay_the_same_bytes():
     def level_lines(seed, level):
-        generator = LevelPlan(rate=10, duration_s=1, seed=seed, level=level, run_tag="R").generator()
+        generator = LevelPlan(
+            rate=10, duration_s=1, seed=seed, level=level, run_tag="R"
+        ).generator()
         return [generator.line(1_800_000_000 + i / 10) for i in range(200)]
 
     assert level_lines(5, 2) == level_lines(5, 2)

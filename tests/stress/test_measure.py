@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from stress_paths import OBSERVER_DIR
-
 from ansible_collections.qts.observer.plugins.module_utils.injector import (
     LevelPlan,
     ProcessWatch,
@@ -28,6 +27,7 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     scan_records,
 )
 
+OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
 PREFIX = b"stress_ML1_"
 
 
@@ -39,8 +39,18 @@ def level_run(tmp_path_factory):
     os.mkfifo(fifo)
     pidfile = work / "observer.pid"
     observer = subprocess.Popen(
-        [sys.executable, "observer.py", "--input", str(fifo), "--output-dir", str(work / "out"),
-         "--pidfile", str(pidfile), "--log-file", str(work / "observer.log")],
+        [
+            sys.executable,
+            "observer.py",
+            "--input",
+            str(fifo),
+            "--output-dir",
+            str(work / "out"),
+            "--pidfile",
+            str(pidfile),
+            "--log-file",
+            str(work / "observer.log"),
+        ],
         cwd=OBSERVER_DIR,
     )
     deadline = time.monotonic() + 20
@@ -62,13 +72,25 @@ def test_clean_level_is_complete_and_unchanged(level_run):
     sent = read_ledger(str(work / "L1.sent.jsonl"))
     found = scan_records(str(work / "out"), PREFIX)
     figures = integrity(sent, found)
-    assert figures == {"sent": 400, "written": 400, "lost": 0, "duplicated": 0, "modified": 0, "unexpected": 0, "extra_fields": []}
+    assert figures == {
+        "sent": 400,
+        "written": 400,
+        "lost": 0,
+        "duplicated": 0,
+        "modified": 0,
+        "unexpected": 0,
+        "extra_fields": [],
+    }
     lat = latencies(found)
     assert 0 <= lat["latency_ms"]["p50"] <= lat["latency_ms"]["p99"] <= lat["latency_ms"]["max"]
     assert lat["e2e_latency_ms"]["p50"] >= lat["latency_ms"]["p50"] - 1.0
-    window = metrics_window(str(work / "out" / "metrics.jsonl"), outcome.started_at - 1, outcome.finished_at + 5)
+    window = metrics_window(
+        str(work / "out" / "metrics.jsonl"), outcome.started_at - 1, outcome.finished_at + 5
+    )
     assert window["reports"] >= 2 and window["flushes"] >= 1 and window["rejected"] == 0
-    assert log_errors(str(work / "observer.log"), outcome.started_at - 1, outcome.finished_at + 5) == 0
+    assert (
+        log_errors(str(work / "observer.log"), outcome.started_at - 1, outcome.finished_at + 5) == 0
+    )
 
 
 def _tampered(work, tmp_path, edit):
@@ -87,7 +109,11 @@ def test_lost_duplicated_modified_and_extra_fields_are_counted(level_run, tmp_pa
     assert (lost["lost"], lost["written"]) == (3, 397)
     dup = _tampered(work, tmp_path / "b", lambda lines: [*lines, lines[0], lines[1]])
     assert dup["duplicated"] == 2 and dup["lost"] == 0
-    mod = _tampered(work, tmp_path / "c", lambda lines: [lines[0].replace(b'"volume":', b'"volume": '), *lines[1:]])
+    mod = _tampered(
+        work,
+        tmp_path / "c",
+        lambda lines: [lines[0].replace(b'"volume":', b'"volume": '), *lines[1:]],
+    )
     assert mod["modified"] == 1
 
     def add_field(lines):
@@ -102,7 +128,10 @@ def test_lost_duplicated_modified_and_extra_fields_are_counted(level_run, tmp_pa
 def test_monitor_window_reads_the_monitor_csv(tmp_path):
     csv_path = tmp_path / "monitor.csv"
     header = "Timestamp,CPU%,Memory%,Disk%,Network_Recv_MB,Network_Sent_MB,Observer_PID,Observer_CPU%,Observer_Memory_MB\n"
-    rows = [f"2026-11-27T16:20:{second:02d}.000Z,{90.0 if second == 5 else 20.0},50.0,10.0,0,0,42,{5.0},{40.0 + second}\n" for second in range(30)]
+    rows = [
+        f"2026-11-27T16:20:{second:02d}.000Z,{90.0 if second == 5 else 20.0},50.0,10.0,0,0,42,{5.0},{40.0 + second}\n"
+        for second in range(30)
+    ]
     csv_path.write_text(header + "".join(rows))
     start = 1_795_796_400.0  # 2026-11-27T16:20:00Z
     result = monitor_window(str(csv_path), start, start + 29, 10.0)

@@ -1,4 +1,5 @@
-"""Import path of the collection for the stress tests: build/collections (``make collection``)."""
+"""Puts the collection on the import path for the stress tests: build/collections, which
+``make collection`` links (``make test`` does it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "build" / "collections"
-OBSERVER_DIR = ROOT / "files" / "observer"
 if not (COLLECTIONS / "ansible_collections" / "qts" / "observer").exists():
     raise RuntimeError("the collection is not linked: run `make collection` (make test does)")
 sys.path.insert(0, str(COLLECTIONS))
