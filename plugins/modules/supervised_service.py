@@ -338,6 +338,8 @@ def validate(module: AnsibleModule) -> None:
     if params["state"] != "stopped":
         if not params["command"]:
             module.fail_json(msg="command must not be empty")
+        if module.check_mode:
+            return  # in check mode, earlier tasks did not install them
         for key in ("supervisor", "python"):
             if not os.path.isfile(params[key]):
                 module.fail_json(msg=f"{key} {params[key]} does not exist on the host")
@@ -421,7 +423,9 @@ def terminate(params: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     try:
         os.kill(pid, signal.SIGTERM)
     except PermissionError:
-        raise ServiceError(f"not allowed to signal the supervisor (pid {pid}) of {params['name']}")
+        raise ServiceError(
+            f"not allowed to signal the supervisor (pid {pid}) of {params['name']}"
+        ) from None
     except ProcessLookupError:
         pass
     wait_s = max(params["stop_timeout_s"], supervisor_timeout) + STOP_MARGIN_S
