@@ -32,5 +32,5 @@ molecule: venv collection ## Every Molecule scenario: converge, idempotence, ver
 provision: venv collection ## Provision INVENTORY (default inventories/local): ARGS=--check, ...
 	$(BIN)/ansible-playbook playbooks/provision.yml -i $(INVENTORY) $(ARGS)
 
-stress: venv collection ## For now: provision the embedded default inventory (inventories/local)
-	$(BIN)/ansible-playbook playbooks/provision.yml -i inventories/local $(ARGS)
+stress: venv collection ## The full stress run (about 22 minutes): INVENTORY=, ARGS=
+	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=full $(ARGS)

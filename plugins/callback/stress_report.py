@@ -82,6 +82,7 @@ import functools
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -314,6 +315,9 @@ class CallbackModule(CallbackBase):
                 "[%s] %s L%s: %s" % (kind, name, level, text),
                 color=C.COLOR_WARN if kind == "warning" else C.COLOR_ERROR,
             )
+        # Display leaves flushing to the system: into a pipe (CI logs) progress would come out
+        # in bursts long after the fact. Progress is only worth anything when it is current.
+        sys.stdout.flush()
 
     @staticmethod
     def _progress_line(name: str, p: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = ("observer", "monitor")
+ROLES = ("observer", "monitor", "stress")
 
 
 def load(path: Path) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -152,7 +153,9 @@ def test_observer_killed_during_a_level_fails_with_process_failure(local_root, t
     reader.start()
     pidfile = local_root / "run" / "qts_observer" / "observer.pid"
     deadline = time.monotonic() + 600
-    while not any("[progress] localhost L2" in line for line in output):
+    # Kill only once level 2 is really sending (the pidfile's PID is then the one watched).
+    sending = re.compile(r"\[progress\] localhost L2 .* sent ([1-9][0-9]*)/")
+    while not any(sending.search(line) for line in output):
         assert process.poll() is None and time.monotonic() < deadline, "".join(output)[-4000:]
         time.sleep(0.2)
     victim = int(pidfile.read_text())
