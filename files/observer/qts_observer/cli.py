@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError, Settings, load_config
 from .intake import InputError, InputSource
 from .logbook import Logbook
 from .output import DirectoryLock, OutputError
@@ -118,20 +118,24 @@ def _remove_pidfile(path: Path) -> None:
         pass
 
 
+def _settings(path: Path) -> Settings | None:
+    """The validated configuration, or None once its one-line problem is on stderr."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"observer: config error: {exc}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.check_config is not None:
-        try:
-            load_config(args.check_config)
-        except ConfigError as exc:
-            print(f"observer: config error: {exc}", file=sys.stderr)
+        if _settings(args.check_config) is None:
             return EXIT_USAGE
         print(f"observer: {args.check_config}: configuration is valid")
         return EXIT_OK
-    try:
-        settings = load_config(args.config)
-    except ConfigError as exc:
-        print(f"observer: config error: {exc}", file=sys.stderr)
+    settings = _settings(args.config)
+    if settings is None:
         return EXIT_USAGE
     try:
         args.output_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         lock.release()
 
 
-def _serve(settings, paths: Paths, log: Logbook) -> int:
+def _serve(settings: Settings, paths: Paths, log: Logbook) -> int:
     observer = Observer(settings, paths, log)
     observer.recover()
     try:
