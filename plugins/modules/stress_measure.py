@@ -18,8 +18,9 @@ description:
     fields beyond the PatternRecord metadata), throughput, processing and end-to-end latency
     percentiles, buffer depth, flushes, errors and validation rate from the Observer's own
     records, metrics and log, and system and Observer CPU and memory from the monitor's CSV.
-  - Without O(ledger) it only summarises the monitor's CSV over [O(start), O(end)]: the
-    baseline before the levels and the recovery after them.
+  - Without O(ledger) it only summarises the monitor's CSV over the window (O(start) to
+    O(end), or the last O(last_s) seconds), for the baseline before the levels and the
+    recovery after them.
   - Sustained CPU and memory are the highest mean over any rolling O(sustained_window_s).
 author:
   - qts.observer contributors

@@ -13,7 +13,7 @@ version_added: "1.0.0"
 description:
   - Runs once on the controller before anything is started. Resolves the levels to run
     (O(levels) when given, else the named O(profile), whose levels and thresholds are the
-    spec's table kept in C(plugins/module_utils/profile.py)) and validates them: a rate or
+    spec's table kept in C(plugins/module_utils/profile.py)) and validates them. A rate or
     duration that is not above zero, an unknown key or a missing threshold fails here, with
     every problem named, and nothing is started.
   - Creates C(<artifacts_dir>/<run_id>/) and points C(<artifacts_dir>/latest) at it.
@@ -35,7 +35,7 @@ options:
     type: str
     default: full
   levels:
-    description: Levels overriding the profile, each C({rate, duration_s, thresholds: {min_throughput, max_latency_ms, max_cpu_pct, max_memory_pct}}).
+    description: "Levels overriding the profile, each C({rate, duration_s, thresholds: {min_throughput, max_latency_ms, max_cpu_pct, max_memory_pct}})."
     type: raw
     default: []
   timings:

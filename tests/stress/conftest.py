@@ -1,13 +1,17 @@
-"""Puts the collection on the import path for the stress tests: build/collections, which
-``make collection`` links (``make test`` does it)."""
+"""Makes the collection importable for the stress tests the way Ansible itself does:
+its collection finder over build/collections (``make collection`` links it; ``make test``
+does it). A plain sys.path entry would shadow the finder for the other tests in the run."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from ansible.plugins.loader import init_plugin_loader
+from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "build" / "collections"
 if not (COLLECTIONS / "ansible_collections" / "qts" / "observer").exists():
     raise RuntimeError("the collection is not linked: run `make collection` (make test does)")
-sys.path.insert(0, str(COLLECTIONS))
+if AnsibleCollectionConfig.collection_finder is None:
+    init_plugin_loader([str(COLLECTIONS)])
