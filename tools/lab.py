@@ -798,16 +798,25 @@ def init_filesystem(host_dir: Path) -> None:
     Path("/run/lock").mkdir(mode=0o1777)
 
 
-def init_copy_seed(seed: Path) -> None:
-    """Copy seed/<path> to /<path>: files only, keeping their mode; directories as needed."""
-    for root, _dirs, files in os.walk(seed):
-        target_dir = Path("/") / Path(root).relative_to(seed)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            target = target_dir / name
-            shutil.copyfile(Path(root) / name, target)
-            os.chmod(target, os.stat(Path(root) / name).st_mode & 0o7777)
-            os.chown(target, 0, 0)
+def init_read_seed(seed: Path) -> list[tuple[Path, bytes, int]]:
+    """The files of seed/ as (path inside the host, content, mode), read into memory: the lab
+    dir may sit under a directory the host's own tmpfs is about to cover (/tmp, /run)."""
+    files = []
+    for root, _dirs, names in os.walk(seed):
+        for name in names:
+            source = Path(root) / name
+            target = Path("/") / source.relative_to(seed)
+            files.append((target, source.read_bytes(), os.stat(source).st_mode & 0o7777))
+    return files
+
+
+def init_copy_seed(files: list[tuple[Path, bytes, int]]) -> None:
+    """Write the seed's files into the host, keeping their mode; directories as needed."""
+    for target, content, mode in files:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        os.chmod(target, mode)
+        os.chown(target, 0, 0)
 
 
 def init_user(user: str, authorized_keys: str) -> None:
@@ -837,13 +846,17 @@ def init(lab_dir: Path, host: str, user: str, stop_timeout_s: float) -> int:
     sshd_pid = 0
     try:
         socket.sethostname(host)
+        # Read what the host needs from the lab dir before its own mounts may cover it.
+        seed = init_read_seed(host_dir / "seed")
+        authorized_keys = (host_dir / "authorized_keys").read_text()
         init_filesystem(host_dir)
-        init_copy_seed(host_dir / "seed")
-        init_user(user, (host_dir / "authorized_keys").read_text())
+        init_copy_seed(seed)
+        init_user(user, authorized_keys)
         # Hide the checkout and the lab dir (keys, the other hosts' files) from the host.
         hide = [CHECKOUT] + ([lab_dir] if CHECKOUT not in lab_dir.parents else [])
         for path in hide:
-            init_mount(["-t", "tmpfs", "-o", "mode=0755,size=64k", "lab-hidden", str(path)])
+            if path.exists():  # under the host's own /tmp or /run it is already out of sight
+                init_mount(["-t", "tmpfs", "-o", "mode=0755,size=64k", "lab-hidden", str(path)])
         os.chdir("/")
         sshd_pid = subprocess.Popen([SSHD, "-D", "-e"], stdin=subprocess.DEVNULL).pid
         log(f"{host}: up, sshd pid {sshd_pid} (in the host)")
