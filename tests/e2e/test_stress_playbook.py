@@ -37,6 +37,11 @@ def make_smoke(local_root: Path, artifacts: Path, *extra: str, background: bool 
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
+def levels_args(levels: list[dict]) -> list[str]:
+    """`-e` arguments overriding the profile's levels, quoted for make's shell."""
+    return ["-e", "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'"]
+
+
 def latest_report(artifacts: Path) -> tuple[dict, ET.Element, Path]:
     run_dir = (artifacts / "latest").resolve()
     report = json.loads((run_dir / "report.json").read_text())
@@ -81,8 +86,7 @@ def test_impossible_threshold_fails_names_the_breach_and_still_reports(local_roo
     result = make_smoke(
         local_root,
         tmp_path / "artifacts",
-        "-e",
-        "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'",
+        *levels_args(levels),
     )
     assert result.returncode != 0
     assert "p99 processing latency" in result.stdout and "not under 0.001 ms" in result.stdout
@@ -106,8 +110,7 @@ def test_bad_levels_are_refused_before_anything_starts(local_root, tmp_path):
     result = make_smoke(
         local_root,
         tmp_path / "artifacts",
-        "-e",
-        "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'",
+        *levels_args(levels),
     )
     assert result.returncode != 0
     assert "stress_levels[1].rate must be greater than 0" in result.stdout
@@ -144,8 +147,7 @@ def test_observer_killed_during_a_level_fails_with_process_failure(local_root, t
     process = make_smoke(
         local_root,
         artifacts,
-        "-e",
-        "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'",
+        *levels_args(levels),
         background=True,
     )
     output: list[str] = []
