@@ -3,6 +3,7 @@ monitor on this machine (installed under a temporary root), judged and reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def local_root(tmp_path_factory) -> Path:
-    """One install root for the module: the first run provisions, the others reuse it."""
-    return tmp_path_factory.mktemp("qts_local")
+def local_root(tmp_path_factory) -> Iterator[Path]:
+    """One install root for the module: the first run provisions, the others reuse it.
+    The stress run stops the Observer; the monitor's supervisor is stopped here."""
+    root = tmp_path_factory.mktemp("qts_local")
+    yield root
+    for pidfile in (root / "run" / "qts_supervise").glob("*.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
 
 
 def make_smoke(local_root: Path, artifacts: Path, *extra: str, background: bool = False):
