@@ -440,6 +440,9 @@ class CallbackModule(CallbackBase):
                 reasons.append("run-wide %s" % ", ".join(failed))
         if not reasons or host.final is None:
             reasons.append(_shorten(verdict.message or "failed"))
+        elif host.failure and all(lv.get("verdict") == PASSED for lv in host.levels.values()):
+            # Failed outside the levels (e.g. stopped because another host failed): say why.
+            reasons.insert(0, _shorten(host.failure))
         # Hosts are separated by "; " on the verdict line, so a host's reasons use ", ".
         return "%s: %s" % (name, ", ".join(reasons))
 

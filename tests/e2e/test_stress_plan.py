@@ -1,0 +1,60 @@
+"""The stress run's checks before anything starts (the real plan tasks, on local hosts)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from stressrun import ROOT, user_env
+
+PLAYBOOK = Path(__file__).parent / "data" / "plan_only.yml"
+
+
+def plan(tmp_path: Path, hosts: int, *args: str) -> subprocess.CompletedProcess[str]:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[observers]\n"
+        + "".join(f"host{n} ansible_connection=local\n" for n in range(1, hosts + 1))
+        + "[observers:vars]\nansible_python_interpreter=auto_silent\n"
+    )
+    argv = [
+        str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK), "-i", str(inventory),
+        "-e", f"stress_artifacts_dir={tmp_path / 'artifacts'}", "-e", "stress_profile=smoke",
+    ]  # fmt: skip
+    return subprocess.run(
+        [*argv, *args],
+        cwd=ROOT,
+        env={**user_env(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "False", "0"])
+def test_booleans_given_on_the_command_line_are_accepted(tmp_path, value):
+    result = plan(
+        tmp_path,
+        1,
+        "-e",
+        f"stress_abort_on_breach={value}",
+        "-e",
+        f"stress_any_errors_fatal={value}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_a_word_that_is_not_a_boolean_is_refused(tmp_path):
+    result = plan(tmp_path, 1, "-e", "stress_any_errors_fatal=maybe")
+    assert result.returncode != 0
+    assert "stress_any_errors_fatal booleans (true/false)" in " ".join(result.stdout.split())
+
+
+def test_fewer_forks_than_hosts_is_refused_before_anything_starts(tmp_path):
+    result = plan(tmp_path, 3, "--forks", "2")
+    assert result.returncode != 0
+    assert "3 hosts but only 2 forks" in result.stdout
+    assert "--forks 3" in result.stdout
+    assert plan(tmp_path, 3, "--forks", "3").returncode == 0
