@@ -4,20 +4,21 @@ monitor on this machine (installed under a temporary root), judged and reported.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import signal
-import subprocess
-import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from stressrun import (
+    SmokeRun,
+    failure_messages,
+    latest_report,
+    lenient_level,
+    levels_args,
+    make_smoke,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,33 +32,12 @@ def local_root(tmp_path_factory) -> Iterator[Path]:
             os.kill(int(pidfile.read_text()), signal.SIGTERM)
 
 
-def make_smoke(local_root: Path, artifacts: Path, *extra: str, background: bool = False):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    args = " ".join(
-        ["-e", f"qts_local_root={local_root}", "-e", f"stress_artifacts_dir={artifacts}", *extra]
-    )
-    argv = ["make", "--no-print-directory", "smoke", f"ARGS={args}"]
-    if background:
-        return subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-
-
-def levels_args(levels: list[dict]) -> list[str]:
-    """`-e` arguments overriding the profile's levels, quoted for make's shell."""
-    return ["-e", "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'"]
-
-
-def latest_report(artifacts: Path) -> tuple[dict, ET.Element, Path]:
-    run_dir = (artifacts / "latest").resolve()
-    report = json.loads((run_dir / "report.json").read_text())
-    junit = ET.parse(run_dir / "junit.xml").getroot()
-    return report, junit, run_dir
+def local_smoke(local_root: Path, artifacts: Path, *extra: str):
+    return make_smoke("inventories/local", artifacts, "-e", f"qts_local_root={local_root}", *extra)
 
 
 def test_make_smoke_passes_with_full_integrity(local_root, tmp_path):
-    result = make_smoke(local_root, tmp_path / "artifacts")
+    result = local_smoke(local_root, tmp_path / "artifacts")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "STRESS VERDICT: PASS" in result.stdout
     for line in ("[progress] localhost L1", "[progress] localhost L4"):
@@ -78,19 +58,8 @@ def test_make_smoke_passes_with_full_integrity(local_root, tmp_path):
 
 
 def test_impossible_threshold_fails_names_the_breach_and_still_reports(local_root, tmp_path):
-    levels = [
-        {
-            "rate": 20,
-            "duration_s": 3,
-            "thresholds": {
-                "min_throughput": 1,
-                "max_latency_ms": 0.001,
-                "max_cpu_pct": 100,
-                "max_memory_pct": 100,
-            },
-        }
-    ]
-    result = make_smoke(
+    levels = [lenient_level(20, 3, min_throughput=1, max_latency_ms=0.001)]
+    result = local_smoke(
         local_root,
         tmp_path / "artifacts",
         *levels_args(levels),
@@ -103,7 +72,7 @@ def test_impossible_threshold_fails_names_the_breach_and_still_reports(local_roo
     (breach,) = [b for b in level["breaches"] if b["criterion"] == "max_latency_ms"]
     assert breach["limit"] == 0.001 and breach["measured"] > 0.001
     assert level["lost"] == 0
-    assert any("0.001" in (f.get("message") or "") for f in junit.iter("failure"))
+    assert any("0.001" in message for message in failure_messages(junit))
 
 
 def test_bad_levels_are_refused_before_anything_starts(local_root, tmp_path):
@@ -114,7 +83,7 @@ def test_bad_levels_are_refused_before_anything_starts(local_root, tmp_path):
             "thresholds": {"min_throughput": 1, "max_latency_ms": 5, "max_cpu_pct": 100},
         }
     ]
-    result = make_smoke(
+    result = local_smoke(
         local_root,
         tmp_path / "artifacts",
         *levels_args(levels),
@@ -129,50 +98,19 @@ def test_bad_levels_are_refused_before_anything_starts(local_root, tmp_path):
 
 def test_observer_killed_during_a_level_fails_with_process_failure(local_root, tmp_path):
     artifacts = tmp_path / "artifacts"
-    levels = [
-        {
-            "rate": 20,
-            "duration_s": 3,
-            "thresholds": {
-                "min_throughput": 19,
-                "max_latency_ms": 100,
-                "max_cpu_pct": 100,
-                "max_memory_pct": 100,
-            },
-        },
-        {
-            "rate": 20,
-            "duration_s": 20,
-            "thresholds": {
-                "min_throughput": 19,
-                "max_latency_ms": 100,
-                "max_cpu_pct": 100,
-                "max_memory_pct": 100,
-            },
-        },
-    ]
-    process = make_smoke(
-        local_root,
+    run = SmokeRun(
+        "inventories/local",
         artifacts,
-        *levels_args(levels),
-        background=True,
+        "-e",
+        f"qts_local_root={local_root}",
+        *levels_args([lenient_level(20, 3), lenient_level(20, 20)]),
     )
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
-    reader.start()
-    pidfile = local_root / "run" / "qts_observer" / "observer.pid"
-    deadline = time.monotonic() + 600
     # Kill only once level 2 is really sending (the pidfile's PID is then the one watched).
-    sending = re.compile(r"\[progress\] localhost L2 .* sent ([1-9][0-9]*)/")
-    while not any(sending.search(line) for line in output):
-        assert process.poll() is None and time.monotonic() < deadline, "".join(output)[-4000:]
-        time.sleep(0.2)
-    victim = int(pidfile.read_text())
+    run.wait_for(r"\[progress\] localhost L2 .* sent [1-9][0-9]*/")
+    victim = int((local_root / "run" / "qts_observer" / "observer.pid").read_text())
     killed_at = time.time()
     os.kill(victim, signal.SIGKILL)
-    assert process.wait(timeout=600) != 0
-    reader.join(timeout=10)
-    text = "".join(output)
+    assert run.wait() != 0
     report, junit, run_dir = latest_report(artifacts)
     host = report["hosts"]["localhost"]
     assert host["verdict"] == "FAIL"
@@ -180,9 +118,9 @@ def test_observer_killed_during_a_level_fails_with_process_failure(local_root, t
     assert level2["verdict"] == "FAIL"
     assert level2["failure"].startswith("process failure")
     assert level2["finished_at"] - killed_at < 2.0, "the level did not end within 2 s of the crash"
-    assert "process failure" in text
+    assert "process failure" in run.text
     criteria = {c["name"]: c["verdict"] for c in host["criteria"]}
     assert criteria["stability"] == "FAIL"
-    assert any("process failure" in (f.get("message") or "") for f in junit.iter("failure"))
+    assert any("process failure" in message for message in failure_messages(junit))
     for name in ("system_monitor.csv", "observer.log", "metrics.jsonl"):
         assert (run_dir / "localhost" / name).exists(), name

@@ -18,89 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labkit import NEEDS_ROOT, Lab, is_root, live_pids
+from stressrun import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB_TOOL = ROOT / "tools" / "lab.py"
-NAME = "pytest"
-BASE_ADDR = "127.0.0.231"
-PORT = 2231
-LAB_DIR = ROOT / "lab" / NAME
-INVENTORY = LAB_DIR / "inventory"
-OPTS = ["--name", NAME, "--base-addr", BASE_ADDR, "--port", str(PORT), "--stop-timeout", "2"]
+LAB = Lab(name="pytest", base_addr="127.0.0.231", port=2231)
+LAB_DIR = LAB.dir
 MARKER = "/opt/qts-lab-test-marker"
 
-if os.geteuid() != 0:
-    pytest.skip("the lab needs root (namespaces, mounts, sshd)", allow_module_level=True)
+if not is_root():
+    pytest.skip(NEEDS_ROOT, allow_module_level=True)
 
-
-def lab(command: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    result = subprocess.run(
-        [sys.executable, str(LAB_TOOL), command, *OPTS, *extra],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check:
-        assert result.returncode == 0, f"lab {command}: {result.stdout}\n{result.stderr}"
-    return result
-
-
-def state() -> dict:
-    return json.loads((LAB_DIR / "state.json").read_text())
-
-
-def ssh(addr: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-i",
-            str(LAB_DIR / "ssh" / "id_ed25519"),
-            "-p",
-            str(PORT),
-            "-o",
-            f"UserKnownHostsFile={LAB_DIR / 'ssh' / 'known_hosts'}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            f"deploy@{addr}",
-            command,
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if check:
-        assert result.returncode == 0, f"ssh {addr} {command!r}: {result.stderr}"
-    return result
-
-
-def live_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        state_line = next(line for line in status.splitlines() if line.startswith("State:"))
-        if state_line.split()[1] not in ("Z", "X"):
-            pids.append(int(entry))
-    return pids
+lab = LAB.run
+state = LAB.state
+ssh = LAB.ssh
+lab_processes = LAB.processes
 
 
 def namespace(pid: int, kind: str) -> str | None:
@@ -112,19 +43,6 @@ def namespace(pid: int, kind: str) -> str | None:
 
 def pids_in(namespaces: set[str], kind: str) -> list[int]:
     return [pid for pid in live_pids() if namespace(pid, kind) in namespaces]
-
-
-def lab_processes() -> list[int]:
-    """Live processes started for the test lab (the unshares and the hosts' inits)."""
-    found = []
-    for pid in live_pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(LAB_DIR).encode() in argv:
-            found.append(pid)
-    return found
 
 
 def identities(pids: list[int]) -> set[tuple[int, str]]:
@@ -201,7 +119,7 @@ def test_hosts_are_separate_machines_over_ssh(lab_up):
         [
             str(ROOT / ".venv" / "bin" / "ansible"),
             "-i",
-            str(INVENTORY),
+            str(LAB.inventory),
             "observers",
             "-m",
             "ansible.builtin.command",

@@ -1,0 +1,111 @@
+"""A lab of tools/lab.py driven from tests: its own name, addresses and port, so that tests
+never touch the user's `make lab-up` lab. Needs root and openssh-server, openssh-client, sudo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from stressrun import ROOT, user_env
+
+LAB_TOOL = ROOT / "tools" / "lab.py"
+NEEDS_ROOT = "the lab needs root (namespaces, mounts, sshd)"
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    base_addr: str
+    port: int
+    user: str = "deploy"
+
+    @property
+    def dir(self) -> Path:
+        return ROOT / "lab" / self.name
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory"
+
+    @property
+    def opts(self) -> list[str]:
+        return [
+            "--name", self.name, "--base-addr", self.base_addr, "--port", str(self.port),
+            "--user", self.user, "--stop-timeout", "2",
+        ]  # fmt: skip
+
+    def run(
+        self, command: str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`tools/lab.py <command>` for this lab."""
+        result = subprocess.run(
+            [sys.executable, str(LAB_TOOL), command, *self.opts, *extra],
+            cwd=ROOT,
+            env=user_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check:
+            assert result.returncode == 0, f"lab {command}: {result.stdout}\n{result.stderr}"
+        return result
+
+    def state(self) -> dict:
+        return json.loads((self.dir / "state.json").read_text())
+
+    def ssh(self, addr: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`command` run by the lab user on the host at `addr`, over SSH."""
+        ssh_dir = self.dir / "ssh"
+        argv = [
+            "ssh", "-F", "/dev/null", "-i", str(ssh_dir / "id_ed25519"), "-p", str(self.port),
+            "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            f"{self.user}@{addr}", command,
+        ]  # fmt: skip
+        result = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if check:
+            assert result.returncode == 0, f"ssh {addr} {command!r}: {result.stderr}"
+        return result
+
+    def processes(self) -> list[int]:
+        """Live processes started for this lab (the unshares and the hosts' inits)."""
+        found = []
+        for pid in live_pids():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(self.dir).encode() in argv:
+                found.append(pid)
+        return found
+
+
+def live_pids() -> list[int]:
+    """PIDs of this machine's processes that are neither zombies nor dead."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            pids.append(int(entry))
+    return pids

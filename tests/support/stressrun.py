@@ -1,0 +1,118 @@
+"""Run the stress playbook the way users do (`make smoke`) and read what it left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Thresholds that only a crash or lost data can breach: for runs that test something else
+# (lab hosts share this machine's CPU, so the spec's CPU limits mean nothing there).
+LENIENT = {"max_latency_ms": 100, "max_cpu_pct": 100, "max_memory_pct": 100}
+
+
+def user_env() -> dict[str, str]:
+    """This environment without PYTHONUNBUFFERED, which users' machines do not set."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+def smoke_argv(inventory: Path | str, artifacts: Path, *extra: str) -> list[str]:
+    args = " ".join(["-e", f"stress_artifacts_dir={artifacts}", *extra])
+    return ["make", "--no-print-directory", "smoke", f"INVENTORY={inventory}", f"ARGS={args}"]
+
+
+def make_smoke(
+    inventory: Path | str, artifacts: Path, *extra: str, timeout_s: float = 900
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        smoke_argv(inventory, artifacts, *extra),
+        cwd=ROOT,
+        env=user_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+class SmokeRun:
+    """`make smoke` in the background, its output read as it comes (to act mid-run)."""
+
+    def __init__(self, inventory: Path | str, artifacts: Path, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            smoke_argv(inventory, artifacts, *extra),
+            cwd=ROOT,
+            env=user_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for(self, pattern: str, timeout_s: float = 600) -> re.Match[str]:
+        """The first output line matching `pattern`; fails if the run ends or times out first."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while True:
+            lines = self._lines[seen:]
+            for line in lines:
+                if match := regex.search(line):
+                    return match
+            seen += len(lines)
+            assert self.process.poll() is None, f"ended before {pattern!r}:\n{self.text[-4000:]}"
+            assert time.monotonic() < deadline, f"no {pattern!r} in time:\n{self.text[-4000:]}"
+            time.sleep(0.2)
+
+    def wait(self, timeout_s: float = 900) -> int:
+        try:
+            returncode = self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        self._reader.join(timeout=10)
+        return returncode
+
+
+def lenient_level(rate: int, duration_s: int, **thresholds: float) -> dict:
+    """One level with lenient thresholds, throughput at least rate - 1 unless given."""
+    return {
+        "rate": rate,
+        "duration_s": duration_s,
+        "thresholds": {"min_throughput": rate - 1, **LENIENT, **thresholds},
+    }
+
+
+def levels_args(levels: list[dict]) -> list[str]:
+    """`-e` arguments overriding the profile's levels, quoted for make's shell."""
+    return ["-e", "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'"]
+
+
+def latest_report(artifacts: Path) -> tuple[dict, ET.Element, Path]:
+    """report.json, junit.xml and the folder of the newest run under `artifacts`."""
+    run_dir = (artifacts / "latest").resolve()
+    report = json.loads((run_dir / "report.json").read_text())
+    junit = ET.parse(run_dir / "junit.xml").getroot()
+    return report, junit, run_dir
+
+
+def failure_messages(junit: ET.Element) -> list[str]:
+    return [f.get("message") or "" for f in junit.iter("failure")]
