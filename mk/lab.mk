@@ -10,6 +10,7 @@ LAB_BASE_ADDR ?= 127.0.0.11
 LAB_PORT ?= 2222
 LAB_USER ?= deploy
 LAB_PYTHON ?= $(firstword $(wildcard $(BIN)/python) $(PYTHON))
+BENCH_SCALE_HOSTS ?= 10
 LAB_OPTS = --name $(LAB_NAME) --base-addr $(LAB_BASE_ADDR) --port $(LAB_PORT) --user $(LAB_USER)
 
 .PHONY: lab-up lab-down lab-status
