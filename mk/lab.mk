@@ -23,3 +23,8 @@ lab-down: ## Stop the lab: no process, mount, listener or key left
 
 lab-status: ## Show the lab's hosts (exit 1 unless all are up)
 	$(LAB_PYTHON) tools/lab.py status $(LAB_OPTS)
+
+.PHONY: bench-scale
+
+bench-scale: venv collection ## Smoke on 1 lab host, then on BENCH_SCALE_HOSTS (10): wall times
+	$(BIN)/python benchmarks/bench_scale.py --hosts $(BENCH_SCALE_HOSTS)
