@@ -7,12 +7,10 @@ every test tears its lab down, pass or fail. Needs root and openssh-server, open
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,7 +174,7 @@ def test_up_after_a_crash_cleans_up_and_comes_back(lab_up):
 
     result = lab("up", "--hosts", "2")
     assert "removed the previous lab" in result.stderr
-    assert ssh(BASE_ADDR, "hostname").stdout.strip() == "observer-01"
+    assert ssh(LAB.base_addr, "hostname").stdout.strip() == "observer-01"
     assert (LAB_DIR / "ssh" / "known_hosts").read_text() != old_known_hosts  # new host keys
     assert lab("status").returncode == 0
 
