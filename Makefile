@@ -10,10 +10,11 @@ INVENTORY ?= inventories/local
 ARGS ?=
 # Bench knobs; see benchmarks/.
 BENCH_SNAPSHOTS ?= 1000000
+BENCH_RUNS ?= 20
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv test lint lint-python pytest bench-observer bench-load smoke clean
+.PHONY: help venv test lint lint-python pytest bench-observer bench-load bench-verdict smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,6 +44,9 @@ bench-observer: venv ## Observer throughput, latency and RSS beside the naive lo
 
 bench-load: venv collection ## Load generator pacing at 50, 1000, 10000/s beside the runbook's
 	$(BIN)/python benchmarks/bench_load.py
+
+bench-verdict: venv collection ## BENCH_RUNS (20) smoke runs with one core busy: judged, passed, reasons
+	$(BIN)/python benchmarks/bench_verdict.py --runs $(BENCH_RUNS)
 
 smoke: venv collection ## The four levels compressed to about a minute: INVENTORY=, ARGS=
 	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=smoke $(ARGS)

@@ -3,36 +3,78 @@
 """The gate: every threshold and run-wide criterion of the spec, judged in one place.
 
 Level thresholds come from the profile (``profile.py``) or the user's ``stress_levels``; the
-run-wide limits below are the spec's section 4. A breach carries its measured value and its
-limit, and its message names both. Standard library only.
+run-wide limits are ``profile.RUN_LIMITS`` with the user's ``stress_limits``. A breach carries
+its measured value and its limit, and its message names both. A criterion without the data
+to judge it is ``NOT MEASURED`` with the reason, never a PASS. Standard library only.
 """
 
 from __future__ import annotations
 
-# Spec section 4: PASS needs all levels under these; a FAIL signal is any of the hard limits.
-RUN_MAX_CPU_PCT = 80.0
-RUN_MAX_MEMORY_PCT = 85.0
-MAX_ERROR_RATE_PCT = 0.1  # PASS needs an error rate under 0.1 % across all levels
-FAIL_LATENCY_MS = 500.0  # fail signal: processing latency over 500 ms
-COLLAPSE_THROUGHPUT_RATIO = 0.5  # a level delivering under half its offered rate collapsed
-COLLAPSE_LATENCY_GROWTH = 10.0  # p99 growing more than tenfold from one level to the next...
-COLLAPSE_LATENCY_FLOOR_MS = 50.0  # ...and ending above this, is a collapse, not a degradation
-SCALING_MIN_RATIO = 0.9  # throughput must follow the offered load within 10 %
-RECOVERY_CPU_POINTS = 10.0  # after the run, sustained CPU back within 10 points of baseline
-RECOVERY_MEMORY_POINTS = 5.0  # and memory within 5 points
+from collections.abc import Callable
+
+from .profile import RUN_LIMITS
+
+PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
+# Monitor samples a sustained figure needs before it means anything.
+MIN_SAMPLES = 2
 
 
 def _breach(criterion: str, measured, limit, message: str) -> dict:
     return {"criterion": criterion, "measured": measured, "limit": limit, "message": message}
 
 
-def judge_level(metrics: dict, thresholds: dict) -> list[dict]:
+def _unmeasured(criterion: str, reason: str) -> dict:
+    return {"criterion": criterion, "reason": reason}
+
+
+def observer_share(metrics: dict, resource: str) -> str:
+    """How much of the system's figure was the Observer's own, for a breach message."""
+    if resource == "cpu":
+        per_core = (metrics.get("observer_cpu_pct") or {}).get("sustained")
+        cores = metrics.get("cpu_count") or 0
+        if per_core is None or not cores or not metrics.get("observer_samples"):
+            return "the Observer's own CPU was not measured"
+        return "the Observer itself: %.1f %% of the machine, %.1f %% of one core" % (
+            per_core / cores,
+            per_core,
+        )
+    rss = (metrics.get("observer_rss_mb") or {}).get("peak")
+    total = metrics.get("memory_total_mb") or 0
+    if rss is None or not total or not metrics.get("observer_samples"):
+        return "the Observer's own memory was not measured"
+    return "the Observer itself: %.1f %% of the machine, RSS %.1f MB" % (100.0 * rss / total, rss)
+
+
+def level_unmeasured(metrics: dict) -> list[dict]:
+    """What one level could not measure, each with the reason."""
+    if metrics.get("failure"):
+        return []  # a crash is a FAIL whatever else is missing
+    missing = []
+    if not metrics.get("sent"):
+        missing.append(_unmeasured("load", "no snapshot was sent during the level"))
+    elif not metrics.get("written"):
+        missing.append(_unmeasured("latency", "no record of the level was written"))
+    if metrics.get("samples", 0) < MIN_SAMPLES:
+        missing.append(
+            _unmeasured(
+                "resources",
+                "%d monitor sample(s) during the level (at least %d needed)"
+                % (metrics.get("samples", 0), MIN_SAMPLES),
+            )
+        )
+    return missing
+
+
+def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> list[dict]:
     """Every breach of one level, in a stable order."""
+    limits = {**RUN_LIMITS, **(limits or {})}
     breaches = []
     if metrics.get("failure"):
         breaches.append(
             _breach("process_failure", metrics["failure"], "Observer alive", metrics["failure"])
         )
+    if not metrics.get("sent"):
+        return breaches  # nothing offered: nothing else can be judged (see level_unmeasured)
     throughput = metrics["throughput"]
     if throughput < thresholds["min_throughput"]:
         breaches.append(
@@ -45,7 +87,7 @@ def judge_level(metrics: dict, thresholds: dict) -> list[dict]:
             )
         )
     p99 = metrics["latency_ms"]["p99"]
-    if p99 >= thresholds["max_latency_ms"]:
+    if metrics.get("written") and p99 >= thresholds["max_latency_ms"]:
         breaches.append(
             _breach(
                 "max_latency_ms",
@@ -55,28 +97,30 @@ def judge_level(metrics: dict, thresholds: dict) -> list[dict]:
                 % (p99, thresholds["max_latency_ms"]),
             )
         )
-    for key, name, limit_key in (
-        ("cpu_pct", "CPU", "max_cpu_pct"),
-        ("memory_pct", "memory", "max_memory_pct"),
-    ):
-        value = metrics[key]["sustained"]
-        if value >= thresholds[limit_key]:
-            breaches.append(
-                _breach(
-                    limit_key,
-                    value,
-                    thresholds[limit_key],
-                    "sustained %s %.1f %% not under %g %%" % (name, value, thresholds[limit_key]),
+    if metrics.get("samples", 0) >= MIN_SAMPLES:
+        for key, name, limit_key, resource in (
+            ("cpu_pct", "CPU", "max_cpu_pct", "cpu"),
+            ("memory_pct", "memory", "max_memory_pct", "memory"),
+        ):
+            value = metrics[key]["sustained"]
+            if value >= thresholds[limit_key]:
+                breaches.append(
+                    _breach(
+                        limit_key,
+                        value,
+                        thresholds[limit_key],
+                        "sustained %s %.1f %% not under %g %% (%s)"
+                        % (name, value, thresholds[limit_key], observer_share(metrics, resource)),
+                    )
                 )
-            )
-    for key, what in (("lost", "lost"), ("duplicated", "duplicated"), ("modified", "modified")):
+    for key in ("lost", "duplicated", "modified"):
         if metrics[key] > 0:
             breaches.append(
                 _breach(
                     "integrity_" + key,
                     metrics[key],
                     0,
-                    "%d snapshot(s) %s (of %d sent)" % (metrics[key], what, metrics["sent"]),
+                    "%d snapshot(s) %s (of %d sent)" % (metrics[key], key, metrics["sent"]),
                 )
             )
     if metrics.get("extra_fields"):
@@ -90,30 +134,244 @@ def judge_level(metrics: dict, thresholds: dict) -> list[dict]:
             )
         )
     rate = metrics["error_rate_pct"]
-    if rate >= MAX_ERROR_RATE_PCT:
+    if rate >= limits["max_error_rate_pct"]:
         breaches.append(
             _breach(
                 "error_rate",
                 rate,
-                MAX_ERROR_RATE_PCT,
-                "error rate %.3f %% not under %g %%" % (rate, MAX_ERROR_RATE_PCT),
+                limits["max_error_rate_pct"],
+                "error rate %.3f %% not under %g %%" % (rate, limits["max_error_rate_pct"]),
             )
         )
     return breaches
 
 
-def _criterion(name: str, ok: bool, evidence: str, measured=None, limit=None) -> dict:
+def verdict_of(failed: bool, unmeasured: bool) -> str:
+    """FAIL beats NOT MEASURED beats PASS."""
+    return FAIL if failed else NOT_MEASURED if unmeasured else PASS
+
+
+def _criterion(name: str, verdict: str | bool, evidence: str, measured=None, limit=None) -> dict:
+    if isinstance(verdict, bool):
+        verdict = PASS if verdict else FAIL
     return {
         "name": name,
-        "verdict": "PASS" if ok else "FAIL",
+        "verdict": verdict,
         "evidence": evidence,
         "measured": measured,
         "limit": limit,
     }
 
 
-def _levels_text(levels: list[dict], render) -> str:
+def _levels_text(levels: list[dict], render: Callable[[dict], str]) -> str:
     return "; ".join("%g/s: %s" % (level["rate"], render(level)) for level in levels)
+
+
+def _with_records(levels: list[dict]) -> list[dict]:
+    return [lv for lv in levels if lv.get("written")]
+
+
+def _stability(levels: list[dict], planned: int, start_pid, end_pid) -> dict:
+    crashed = [lv for lv in levels if lv.get("failure")]
+    evidence = "levels run %d/%d; Observer pid %s at start, %s at end%s" % (
+        len(levels),
+        planned,
+        start_pid,
+        end_pid,
+        "; " + "; ".join(lv["failure"] for lv in crashed) if crashed else "",
+    )
+    if start_pid is None and not crashed:
+        return _criterion("stability", NOT_MEASURED, "no Observer PID before the first level")
+    ok = not crashed and len(levels) == planned and start_pid == end_pid
+    return _criterion("stability", ok, evidence)
+
+
+def _scaling(levels: list[dict], limits: dict) -> dict:
+    if not any(lv.get("sent") for lv in levels):
+        return _criterion("scaling", NOT_MEASURED, "no level offered any load")
+    ratios = [lv["throughput"] / lv["rate"] for lv in levels if lv.get("sent")]
+    rising = all(
+        b["throughput"] >= a["throughput"]
+        for a, b in zip(levels, levels[1:])
+        if b["rate"] > a["rate"] and b.get("sent") and a.get("sent")
+    )
+    return _criterion(
+        "scaling",
+        min(ratios) >= limits["scaling_min_ratio"] and rising,
+        _levels_text(
+            levels,
+            lambda lv: "%.3f/s (%.0f %%)" % (lv["throughput"], 100 * lv["throughput"] / lv["rate"]),
+        ),
+        round(min(ratios), 4),
+        limits["scaling_min_ratio"],
+    )
+
+
+def _resources(levels: list[dict], limits: dict) -> dict:
+    measured = [lv for lv in levels if lv.get("samples", 0) >= MIN_SAMPLES]
+    unmeasured = [lv for lv in levels if lv.get("samples", 0) < MIN_SAMPLES]
+    if not measured:
+        return _criterion("resources", NOT_MEASURED, "no level has monitor samples")
+    cpu_level = max(measured, key=lambda lv: lv["cpu_pct"]["sustained"])
+    mem_level = max(measured, key=lambda lv: lv["memory_pct"]["sustained"])
+    peak_cpu, peak_mem = cpu_level["cpu_pct"]["sustained"], mem_level["memory_pct"]["sustained"]
+    failed = peak_cpu >= limits["max_cpu_pct"] or peak_mem >= limits["max_memory_pct"]
+    evidence = (
+        "highest sustained CPU %.1f %% at %g/s (limit %g; %s), memory %.1f %% at %g/s (limit %g; %s)"
+        % (
+            peak_cpu,
+            cpu_level["rate"],
+            limits["max_cpu_pct"],
+            observer_share(cpu_level, "cpu"),
+            peak_mem,
+            mem_level["rate"],
+            limits["max_memory_pct"],
+            observer_share(mem_level, "memory"),
+        )
+    )
+    if unmeasured:
+        evidence += "; not measured at %s" % ", ".join("%g/s" % lv["rate"] for lv in unmeasured)
+    return _criterion(
+        "resources",
+        verdict_of(failed, bool(unmeasured)),
+        evidence,
+        {"cpu_pct": peak_cpu, "memory_pct": peak_mem},
+        {"cpu_pct": limits["max_cpu_pct"], "memory_pct": limits["max_memory_pct"]},
+    )
+
+
+def _error_rate(levels: list[dict], limits: dict) -> dict:
+    sent = sum(lv["sent"] for lv in levels)
+    if not sent:
+        return _criterion("error_rate", NOT_MEASURED, "no snapshot was sent")
+    errors = sum(lv["errors"] for lv in levels)
+    error_rate = 100.0 * errors / sent
+    return _criterion(
+        "error_rate",
+        error_rate < limits["max_error_rate_pct"],
+        "%d error(s) for %d snapshots: %.4f %%" % (errors, sent, error_rate),
+        round(error_rate, 4),
+        limits["max_error_rate_pct"],
+    )
+
+
+def _integrity(levels: list[dict]) -> dict:
+    sent = sum(lv["sent"] for lv in levels)
+    if not sent:
+        return _criterion("integrity", NOT_MEASURED, "no snapshot was sent")
+    lost, duplicated, modified, written = (
+        sum(lv[key] for lv in levels) for key in ("lost", "duplicated", "modified", "written")
+    )
+    return _criterion(
+        "integrity",
+        lost == duplicated == modified == 0,
+        "%d sent, %d written once, %d lost, %d duplicated, %d modified"
+        % (sent, written, lost, duplicated, modified),
+    )
+
+
+def _graceful_degradation(levels: list[dict], limits: dict) -> dict:
+    judged = _with_records(levels)
+    if not judged:
+        return _criterion("graceful_degradation", NOT_MEASURED, "no level wrote any record")
+    collapses = []
+    for previous, level in zip([None, *judged], judged):
+        p99 = level["latency_ms"]["p99"]
+        if level["latency_ms"]["max"] > limits["fail_latency_ms"]:
+            collapses.append(
+                "%g/s: max latency %.1f ms over %g ms"
+                % (level["rate"], level["latency_ms"]["max"], limits["fail_latency_ms"])
+            )
+        if level["throughput"] < limits["collapse_throughput_ratio"] * level["rate"]:
+            collapses.append(
+                "%g/s: throughput %.3f/s under %g %% of the offered rate"
+                % (level["rate"], level["throughput"], 100 * limits["collapse_throughput_ratio"])
+            )
+        if previous is not None:
+            before = max(previous["latency_ms"]["p99"], 1e-3)
+            if (
+                p99 > limits["collapse_latency_floor_ms"]
+                and p99 / before > limits["collapse_latency_growth"]
+            ):
+                collapses.append(
+                    "%g/s: p99 jumped %.0fx to %.1f ms" % (level["rate"], p99 / before, p99)
+                )
+    return _criterion(
+        "graceful_degradation",
+        not collapses,
+        "; ".join(collapses)
+        or _levels_text(judged, lambda lv: "p99 %.1f ms" % lv["latency_ms"]["p99"]),
+    )
+
+
+def _recovery(baseline: dict | None, recovery: dict | None, limits: dict) -> dict:
+    for name, window in (("baseline", baseline), ("recovery", recovery)):
+        samples = (window or {}).get("samples", 0)
+        if samples < MIN_SAMPLES:
+            return _criterion(
+                "recovery",
+                NOT_MEASURED,
+                "%d monitor sample(s) in the %s window (at least %d needed)"
+                % (samples, name, MIN_SAMPLES),
+            )
+    assert baseline is not None and recovery is not None
+    cpu_gap = recovery["cpu_pct"]["sustained"] - baseline["cpu_pct"]["sustained"]
+    mem_gap = recovery["memory_pct"]["sustained"] - baseline["memory_pct"]["sustained"]
+    return _criterion(
+        "recovery",
+        cpu_gap <= limits["recovery_cpu_points"] and mem_gap <= limits["recovery_memory_points"],
+        "CPU %.1f %% -> %.1f %% (allowed +%g), memory %.1f %% -> %.1f %% (allowed +%g)"
+        % (
+            baseline["cpu_pct"]["sustained"],
+            recovery["cpu_pct"]["sustained"],
+            limits["recovery_cpu_points"],
+            baseline["memory_pct"]["sustained"],
+            recovery["memory_pct"]["sustained"],
+            limits["recovery_memory_points"],
+        ),
+        {"cpu_points": round(cpu_gap, 3), "memory_points": round(mem_gap, 3)},
+        {
+            "cpu_points": limits["recovery_cpu_points"],
+            "memory_points": limits["recovery_memory_points"],
+        },
+    )
+
+
+def _contract(levels: list[dict]) -> dict:
+    if not _with_records(levels):
+        return _criterion("contract", NOT_MEASURED, "no record was written to inspect")
+    modified = sum(lv["modified"] for lv in levels)
+    extra = sorted({field for lv in levels for field in lv.get("extra_fields", [])})
+    return _criterion(
+        "contract",
+        modified == 0 and not extra,
+        "%d modified snapshot(s); fields beyond PatternRecord metadata: %s"
+        % (modified, ", ".join(extra) or "none"),
+    )
+
+
+def _clean_shutdown(shutdown: dict | None) -> dict:
+    if shutdown is None:
+        return _criterion("clean_shutdown", NOT_MEASURED, "the Observer was not stopped")
+    if not shutdown.get("was_running", True):
+        return _criterion(
+            "clean_shutdown",
+            NOT_MEASURED,
+            "the Observer was not running when the run stopped it",
+        )
+    elapsed = shutdown.get("elapsed_s")
+    return _criterion(
+        "clean_shutdown",
+        bool(shutdown.get("stopped_cleanly")),
+        "SIGTERM: exit status %s after %s (timeout %s s)"
+        % (
+            shutdown.get("exit_status"),
+            "%.2f s" % elapsed if isinstance(elapsed, (int, float)) else "an unmeasured time",
+            shutdown.get("timeout_s"),
+        ),
+        elapsed,
+        shutdown.get("timeout_s"),
+    )
 
 
 def judge_run(
@@ -125,153 +383,18 @@ def judge_run(
     shutdown: dict | None,
     start_pid: int | None,
     end_pid: int | None,
+    limits: dict | None = None,
 ) -> list[dict]:
     """The spec's run-wide criteria, each with its evidence."""
-    criteria = []
-    crashed = [lv for lv in levels if lv.get("failure")]
-    ran_all = len(levels) == planned_levels
-    same_pid = start_pid is not None and start_pid == end_pid
-    criteria.append(
-        _criterion(
-            "stability",
-            not crashed and ran_all and same_pid,
-            "levels run %d/%d; Observer pid %s at start, %s at end%s"
-            % (
-                len(levels),
-                planned_levels,
-                start_pid,
-                end_pid,
-                "; " + "; ".join(lv["failure"] for lv in crashed) if crashed else "",
-            ),
-        )
-    )
-    ratios = [lv["throughput"] / lv["rate"] for lv in levels]
-    rising = all(
-        b["throughput"] >= a["throughput"]
-        for a, b in zip(levels, levels[1:])
-        if b["rate"] > a["rate"]
-    )
-    criteria.append(
-        _criterion(
-            "scaling",
-            bool(levels) and min(ratios) >= SCALING_MIN_RATIO and rising,
-            _levels_text(
-                levels,
-                lambda lv: (
-                    "%.3f/s (%.0f %%)" % (lv["throughput"], 100 * lv["throughput"] / lv["rate"])
-                ),
-            ),
-            round(min(ratios), 4) if ratios else None,
-            SCALING_MIN_RATIO,
-        )
-    )
-    peak_cpu = max((lv["cpu_pct"]["sustained"] for lv in levels), default=0.0)
-    peak_mem = max((lv["memory_pct"]["sustained"] for lv in levels), default=0.0)
-    criteria.append(
-        _criterion(
-            "resources",
-            peak_cpu < RUN_MAX_CPU_PCT and peak_mem < RUN_MAX_MEMORY_PCT,
-            "highest sustained CPU %.1f %% (limit %g), memory %.1f %% (limit %g)"
-            % (peak_cpu, RUN_MAX_CPU_PCT, peak_mem, RUN_MAX_MEMORY_PCT),
-            {"cpu_pct": peak_cpu, "memory_pct": peak_mem},
-            {"cpu_pct": RUN_MAX_CPU_PCT, "memory_pct": RUN_MAX_MEMORY_PCT},
-        )
-    )
-    sent = sum(lv["sent"] for lv in levels)
-    errors = sum(lv["errors"] for lv in levels)
-    error_rate = 100.0 * errors / sent if sent else 0.0
-    criteria.append(
-        _criterion(
-            "error_rate",
-            error_rate < MAX_ERROR_RATE_PCT,
-            "%d error(s) for %d snapshots: %.4f %%" % (errors, sent, error_rate),
-            round(error_rate, 4),
-            MAX_ERROR_RATE_PCT,
-        )
-    )
-    lost = sum(lv["lost"] for lv in levels)
-    duplicated = sum(lv["duplicated"] for lv in levels)
-    modified = sum(lv["modified"] for lv in levels)
-    written = sum(lv["written"] for lv in levels)
-    criteria.append(
-        _criterion(
-            "integrity",
-            sent > 0 and lost == duplicated == modified == 0,
-            "%d sent, %d written once, %d lost, %d duplicated, %d modified"
-            % (sent, written, lost, duplicated, modified),
-        )
-    )
-    collapses = []
-    for previous, level in zip([None, *levels], levels):
-        p99 = level["latency_ms"]["p99"]
-        if level["latency_ms"]["max"] > FAIL_LATENCY_MS:
-            collapses.append(
-                "%g/s: max latency %.1f ms over %g ms"
-                % (level["rate"], level["latency_ms"]["max"], FAIL_LATENCY_MS)
-            )
-        if level["throughput"] < COLLAPSE_THROUGHPUT_RATIO * level["rate"]:
-            collapses.append(
-                "%g/s: throughput %.3f/s under half the offered rate"
-                % (level["rate"], level["throughput"])
-            )
-        if previous is not None:
-            before = max(previous["latency_ms"]["p99"], 1e-3)
-            if p99 > COLLAPSE_LATENCY_FLOOR_MS and p99 / before > COLLAPSE_LATENCY_GROWTH:
-                collapses.append(
-                    "%g/s: p99 jumped %.0fx to %.1f ms" % (level["rate"], p99 / before, p99)
-                )
-    criteria.append(
-        _criterion(
-            "graceful_degradation",
-            not collapses,
-            "; ".join(collapses)
-            or _levels_text(levels, lambda lv: "p99 %.1f ms" % lv["latency_ms"]["p99"]),
-        )
-    )
-    if baseline and recovery:
-        cpu_gap = recovery["cpu_pct"]["sustained"] - baseline["cpu_pct"]["sustained"]
-        mem_gap = recovery["memory_pct"]["sustained"] - baseline["memory_pct"]["sustained"]
-        criteria.append(
-            _criterion(
-                "recovery",
-                cpu_gap <= RECOVERY_CPU_POINTS and mem_gap <= RECOVERY_MEMORY_POINTS,
-                "CPU %.1f %% -> %.1f %% (allowed +%g), memory %.1f %% -> %.1f %% (allowed +%g)"
-                % (
-                    baseline["cpu_pct"]["sustained"],
-                    recovery["cpu_pct"]["sustained"],
-                    RECOVERY_CPU_POINTS,
-                    baseline["memory_pct"]["sustained"],
-                    recovery["memory_pct"]["sustained"],
-                    RECOVERY_MEMORY_POINTS,
-                ),
-                {"cpu_points": round(cpu_gap, 3), "memory_points": round(mem_gap, 3)},
-                {"cpu_points": RECOVERY_CPU_POINTS, "memory_points": RECOVERY_MEMORY_POINTS},
-            )
-        )
-    else:
-        criteria.append(_criterion("recovery", False, "no baseline or no recovery measurement"))
-    extra = sorted({field for lv in levels for field in lv.get("extra_fields", [])})
-    criteria.append(
-        _criterion(
-            "contract",
-            modified == 0 and not extra,
-            "%d modified snapshot(s); fields beyond PatternRecord metadata: %s"
-            % (modified, ", ".join(extra) or "none"),
-        )
-    )
-    if shutdown is None:
-        criteria.append(_criterion("clean_shutdown", False, "the Observer was not stopped"))
-    else:
-        criteria.append(
-            _criterion(
-                "clean_shutdown",
-                bool(shutdown.get("stopped_cleanly")),
-                "SIGTERM: exit status %s after %s s (timeout %s s)"
-                % (
-                    shutdown.get("exit_status"),
-                    shutdown.get("elapsed_s"),
-                    shutdown.get("timeout_s"),
-                ),
-            )
-        )
-    return criteria
+    limits = {**RUN_LIMITS, **(limits or {})}
+    return [
+        _stability(levels, planned_levels, start_pid, end_pid),
+        _scaling(levels, limits),
+        _resources(levels, limits),
+        _error_rate(levels, limits),
+        _integrity(levels),
+        _graceful_degradation(levels, limits),
+        _recovery(baseline, recovery, limits),
+        _contract(levels),
+        _clean_shutdown(shutdown),
+    ]

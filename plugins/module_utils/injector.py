@@ -161,8 +161,11 @@ def write_progress(path: str | None, document: dict) -> None:
 
 
 def _write_progress(path: str | None, outcome: LevelOutcome, now: float, done: bool) -> None:
+    """While running, lateness over the last 5000 sends (cheap); when done, the level's
+    whole result, so the controller can read it without waiting on the async job."""
     document = dict(outcome.as_dict(), elapsed_s=round(now - outcome.started_at, 3), done=done)
-    document["lateness_ms"] = summary_ms(outcome.lateness_ms[-5000:])
+    if not done:
+        document["lateness_ms"] = summary_ms(outcome.lateness_ms[-5000:])
     write_progress(path, document)
 
 

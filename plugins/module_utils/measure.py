@@ -32,7 +32,7 @@ RECORD_FIELDS = frozenset(
 SNAPSHOT_MARKER = b',"snapshot":'
 _RUN_ID = re.compile(rb'"run_id":"([^"\\]+)"')
 _RECORD_FILE = re.compile(r"^observer(-\d{8}T\d{6}\.\d{6}Z)?\.jsonl$")
-_LOG_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")
+LOG_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")
 
 
 def epoch(stamp: str) -> float:
@@ -164,7 +164,7 @@ def log_errors(path: str, start: float, end: float) -> int:
         for line in handle:
             if "ERROR" not in line and "CRITICAL" not in line:
                 continue
-            match = _LOG_STAMP.match(line)
+            match = LOG_STAMP.match(line)
             if match and start <= epoch(match.group(1)) <= end:
                 count += 1
     return count
@@ -202,7 +202,13 @@ def monitor_window(path: str, start: float, end: float, window_s: float) -> dict
                     pids.add(row["Observer_PID"])
     return {
         "samples": len(cpu),
+        "observer_samples": len(obs_cpu),
         "sustained_window_s": window_s,
+        # To say how much of the machine's figures was the Observer's own.
+        "cpu_count": os.cpu_count() or 1,
+        "memory_total_mb": round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1048576.0, 1
+        ),
         "cpu_pct": {
             "sustained": sustained(cpu, window_s),
             "peak": max((v for _, v in cpu), default=0.0),

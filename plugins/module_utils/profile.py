@@ -1,10 +1,11 @@
 # Copyright: qts.observer contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The load profile: the spec's levels and thresholds, and the validation of user overrides.
+"""The load profile: the spec's levels, thresholds, run-wide limits and timings, and the
+validation of user overrides.
 
-This is the one place the levels and their thresholds are written down. ``stress_levels``
-(a list of ``{rate, duration_s, thresholds: {...}}``) overrides the profile as a whole.
-Standard library only.
+This is the one place where the spec's figures are written down. ``stress_levels`` (a list of
+``{rate, duration_s, thresholds: {...}}``) overrides the profile's levels as a whole;
+``stress_limits`` overrides single run-wide limits. Standard library only.
 """
 
 from __future__ import annotations
@@ -23,11 +24,62 @@ _SPEC_LEVELS = (
     (50, 45.0, 300.0, 80.0, 85.0),
 )
 
-# Seconds per level, cooldown between levels, set-up wait (baseline) and final cooldown.
-PROFILE_TIMINGS = {
-    "full": {"duration_s": 180, "cooldown_s": 30, "setup_wait_s": 300, "final_cooldown_s": 300},
-    "smoke": {"duration_s": 5, "cooldown_s": 2, "setup_wait_s": 5, "final_cooldown_s": 5},
+# The spec's run-wide limits (section 4), each overridable through ``stress_limits``.
+# CPU and memory are the system's, as the spec states them; percentages are of the machine.
+RUN_LIMITS: dict[str, float] = {
+    # PASS needs, at every level: sustained CPU and memory under these ("resources").
+    "max_cpu_pct": 80.0,
+    "max_memory_pct": 85.0,
+    # Early warnings, shown while the run goes on (not failures): from these up to the limits.
+    "warn_cpu_pct": 70.0,
+    "warn_memory_pct": 75.0,
+    # Fail signals: sustained CPU or memory above these is resource exhaustion.
+    "fail_cpu_pct": 90.0,
+    "fail_memory_pct": 95.0,
+    # Error rate: PASS needs under this across all levels, and each level stays under it.
+    "max_error_rate_pct": 0.1,
+    # Fail signal: any processing latency over this is a collapse.
+    "fail_latency_ms": 500.0,
+    # A level delivering under this share of its offered rate collapsed.
+    "collapse_throughput_ratio": 0.5,
+    # p99 growing more than this many times from one level to the next, and ending above
+    # collapse_latency_floor_ms, is a collapse rather than a degradation.
+    "collapse_latency_growth": 10.0,
+    "collapse_latency_floor_ms": 50.0,
+    # Throughput must follow the offered load: every level at least this share of its rate.
+    "scaling_min_ratio": 0.9,
+    # Recovery: after the run, sustained CPU and memory back within these many points of
+    # the baseline measured before the first level.
+    "recovery_cpu_points": 10.0,
+    "recovery_memory_points": 5.0,
 }
+_PCT_LIMITS = {k for k in RUN_LIMITS if k.endswith("_pct") or k.endswith("_points")}
+_RATIO_LIMITS = {"collapse_throughput_ratio", "scaling_min_ratio"}
+
+# Seconds per level, cooldown between levels, set-up wait (baseline), final cooldown
+# (recovery is measured over its second half) and the rolling window of "sustained".
+PROFILE_TIMINGS = {
+    "full": {
+        "duration_s": 180,
+        "cooldown_s": 30,
+        "setup_wait_s": 300,
+        "final_cooldown_s": 300,
+        "sustained_window_s": 10,
+    },
+    # Every window still holds enough monitor samples: a level lasts one sustained window,
+    # the baseline is measured over the set-up wait, recovery over the last 5 s.
+    "smoke": {
+        "duration_s": 5,
+        "cooldown_s": 2,
+        "setup_wait_s": 5,
+        "final_cooldown_s": 10,
+        "sustained_window_s": 5,
+    },
+}
+TIMING_KEYS = ("cooldown_s", "setup_wait_s", "final_cooldown_s", "sustained_window_s")
+# The monitor samples at least every 2 s (monitor_interval_s <= 2): a sustained window of
+# 4 s holds at least two samples.
+MIN_SUSTAINED_WINDOW_S = 4.0
 
 
 def profile_levels(profile: str) -> list[dict]:
@@ -110,3 +162,89 @@ def resolve_levels(profile: str, levels: object | None) -> list[dict]:
     if errors:
         raise ValueError("; ".join(errors))
     return copy.deepcopy(levels)  # type: ignore[arg-type]
+
+
+def resolve_limits(overrides: object) -> tuple[dict[str, float], list[str]]:
+    """The run-wide limits: the spec's, with ``stress_limits`` overrides (validated)."""
+    limits = dict(RUN_LIMITS)
+    if overrides in (None, {}):
+        return limits, []
+    if not isinstance(overrides, dict):
+        return limits, ["stress_limits must be a mapping, got %r" % (overrides,)]
+    errors = [
+        "stress_limits: unknown limit %r (known: %s)" % (key, ", ".join(RUN_LIMITS))
+        for key in sorted(set(overrides) - set(RUN_LIMITS))
+    ]
+    for key in RUN_LIMITS:
+        if key not in overrides:
+            continue
+        upper = 100.0 if key in _PCT_LIMITS else 1.0 if key in _RATIO_LIMITS else None
+        before = len(errors)
+        _positive_number(overrides[key], "stress_limits.%s" % key, errors, upper)
+        if len(errors) == before:
+            limits[key] = float(overrides[key])
+    for low, high in (
+        ("warn_cpu_pct", "max_cpu_pct"),
+        ("warn_memory_pct", "max_memory_pct"),
+        ("max_cpu_pct", "fail_cpu_pct"),
+        ("max_memory_pct", "fail_memory_pct"),
+    ):
+        if limits[low] > limits[high]:
+            errors.append(
+                "stress_limits: %s (%g) must not be above %s (%g)"
+                % (low, limits[low], high, limits[high])
+            )
+    return limits, errors
+
+
+def resolve_timings(profile: str, overrides: dict) -> tuple[dict, list[str]]:
+    """The profile's timings with the user's overrides (null keeps the profile's)."""
+    timings = dict(PROFILE_TIMINGS.get(profile, PROFILE_TIMINGS["full"]))
+    timings.pop("duration_s")
+    errors = [
+        "timings: unknown key %r (known: %s)" % (k, ", ".join(TIMING_KEYS))
+        for k in sorted(set(overrides) - set(TIMING_KEYS))
+    ]
+    for key in TIMING_KEYS:
+        value = overrides.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            errors.append("stress_%s must be a number of seconds, 0 or more, got %r" % (key, value))
+        else:
+            timings[key] = value
+    return timings, errors
+
+
+def window_errors(levels: list[dict], timings: dict) -> list[str]:
+    """Windows that could not be measured: every criterion needs enough monitor samples.
+
+    A level shorter than the sustained window has no sustained figure; the baseline is
+    measured over the set-up wait and recovery over the second half of the final cooldown,
+    each of which must hold one sustained window.
+    """
+    window = timings["sustained_window_s"]
+    if window < MIN_SUSTAINED_WINDOW_S:
+        return [
+            "stress_sustained_window_s must be at least %g s (two samples of a monitor "
+            "sampling every 2 s), got %g" % (MIN_SUSTAINED_WINDOW_S, window)
+        ]
+    errors = [
+        "stress_levels[%d].duration_s (%g s) is shorter than the sustained window "
+        "stress_sustained_window_s (%g s): its CPU and memory could not be measured"
+        % (index, level["duration_s"], window)
+        for index, level in enumerate(levels, start=1)
+        if level["duration_s"] < window
+    ]
+    if timings["setup_wait_s"] < window:
+        errors.append(
+            "stress_setup_wait_s (%g s) is shorter than the sustained window (%g s): the "
+            "baseline could not be measured" % (timings["setup_wait_s"], window)
+        )
+    if timings["final_cooldown_s"] / 2 < window:
+        errors.append(
+            "stress_final_cooldown_s (%g s) must be at least twice the sustained window "
+            "(%g s): recovery is measured over its second half"
+            % (timings["final_cooldown_s"], window)
+        )
+    return errors

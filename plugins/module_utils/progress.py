@@ -4,9 +4,10 @@
 
 Early warnings are shown while the run goes on and are not failures (spec section 4):
 CPU 70-80 % sustained, memory 75-85 % sustained, processing latency trending up, buffer
-depth trending up, occasional validation failures. Fail signals (over 90 % CPU or 95 %
-memory sustained, latency over 500 ms) are shown too; the gate decides after the level.
-Standard library only.
+depth trending up, occasional validation failures. Above the run-wide limit (80 % CPU, 85 %
+memory) a warning says so, and above the fail signals (90 %, 95 %, latency over 500 ms) it
+says that; the gate decides after the level. The bands are the run-wide limits of
+``profile.RUN_LIMITS`` (or the user's ``stress_limits``). Standard library only.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from __future__ import annotations
 import json
 
 from .measure import monitor_window, read_metrics
+from .profile import RUN_LIMITS
 
-CPU_WARN = (70.0, 80.0)
-MEMORY_WARN = (75.0, 85.0)
-CPU_FAIL, MEMORY_FAIL, LATENCY_FAIL_MS = 90.0, 95.0, 500.0
 TREND_REPORTS = 4  # a trend: this many metrics reports in a row, each higher than the last
 
 
@@ -34,22 +33,48 @@ def _rising(values: list[float]) -> bool:
     return len(tail) == TREND_REPORTS and all(b > a for a, b in zip(tail, tail[1:]))
 
 
-def warnings_for(cpu: float, memory: float, reports: list[dict], base: dict | None) -> list[str]:
-    warnings = []
-    if cpu > CPU_FAIL:
-        warnings.append("FAIL SIGNAL: CPU sustained %.1f %% over %g %%" % (cpu, CPU_FAIL))
-    elif CPU_WARN[0] <= cpu:
-        warnings.append("CPU sustained %.1f %% (early warning %g-%g %%)" % (cpu, *CPU_WARN))
-    if memory > MEMORY_FAIL:
-        warnings.append("FAIL SIGNAL: memory sustained %.1f %% over %g %%" % (memory, MEMORY_FAIL))
-    elif MEMORY_WARN[0] <= memory:
-        warnings.append(
-            "memory sustained %.1f %% (early warning %g-%g %%)" % (memory, *MEMORY_WARN)
+def band_warning(name: str, value: float, warn: float, limit: float, fail: float) -> str | None:
+    """The warning of a sustained figure in its band, worded as the band it is in."""
+    if value > fail:
+        return "FAIL SIGNAL: %s sustained %.1f %% above %g %%" % (name, value, fail)
+    if value >= limit:
+        return "%s sustained %.1f %% over the run-wide limit %g %% (fail signal above %g %%)" % (
+            name,
+            value,
+            limit,
+            fail,
         )
+    if value >= warn:
+        return "%s sustained %.1f %% (early warning %g-%g %%)" % (name, value, warn, limit)
+    return None
+
+
+def warnings_for(
+    cpu: float | None,
+    memory: float | None,
+    reports: list[dict],
+    base: dict | None,
+    limits: dict | None = None,
+) -> list[str]:
+    limits = {**RUN_LIMITS, **(limits or {})}
+    warnings = []
+    for name, value, key in (("CPU", cpu, "cpu"), ("memory", memory, "memory")):
+        if value is None:
+            continue
+        text = band_warning(
+            name,
+            value,
+            limits["warn_%s_pct" % key],
+            limits["max_%s_pct" % key],
+            limits["fail_%s_pct" % key],
+        )
+        if text:
+            warnings.append(text)
     p99s = [r.get("snapshot_processing", {}).get("p99_ms", 0.0) for r in reports]
-    if p99s and max(p99s) > LATENCY_FAIL_MS:
+    if p99s and max(p99s) > limits["fail_latency_ms"]:
         warnings.append(
-            "FAIL SIGNAL: processing latency %.1f ms over %g ms" % (max(p99s), LATENCY_FAIL_MS)
+            "FAIL SIGNAL: processing latency %.1f ms over %g ms"
+            % (max(p99s), limits["fail_latency_ms"])
         )
     elif _rising(p99s):
         warnings.append(
@@ -76,24 +101,30 @@ def level_progress(
     since: float,
     window_s: float,
     now: float,
+    limits: dict | None = None,
 ) -> dict:
+    """What is known of a running level; a figure not measured yet is None, never 0."""
     progress = read_json(progress_file)
     base, reports = read_metrics(metrics_file, since)
     reports = reports[-TREND_REPORTS * 4 :]
-    written = 0
+    written = None
     if reports:
         written = int(reports[-1].get("processed", 0)) - int((base or {}).get("processed", 0))
     monitor = monitor_window(monitor_csv, max(since, now - window_s), now, window_s)
-    cpu, memory = monitor["cpu_pct"]["sustained"], monitor["memory_pct"]["sustained"]
+    cpu = monitor["cpu_pct"]["sustained"] if monitor["samples"] else None
+    memory = monitor["memory_pct"]["sustained"] if monitor["samples"] else None
     return {
-        "elapsed_s": progress.get("elapsed_s", 0.0),
-        "sent": progress.get("sent", 0),
-        "planned": progress.get("planned", 0),
+        "started": bool(progress),
+        "elapsed_s": progress.get("elapsed_s"),
+        "sent": progress.get("sent"),
+        "planned": progress.get("planned"),
         "written": written,
-        "p99_ms": reports[-1].get("snapshot_processing", {}).get("p99_ms", 0.0) if reports else 0.0,
+        "p99_ms": reports[-1].get("snapshot_processing", {}).get("p99_ms") if reports else None,
         "cpu_pct": cpu,
         "memory_pct": memory,
-        "warnings": warnings_for(cpu, memory, reports, base),
+        "warnings": warnings_for(cpu, memory, reports, base, limits),
         "done": bool(progress.get("done")),
         "failure": progress.get("failure"),
+        # The load's whole result, once it is done (the generator writes it with done).
+        "load": progress if progress.get("done") else None,
     }

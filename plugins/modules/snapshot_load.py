@@ -161,8 +161,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ..module_utils.injector import (
+from ansible_collections.qts.observer.plugins.module_utils.injector import (
     InjectionError,
     LevelPlan,
     ProcessWatch,
@@ -240,7 +239,10 @@ def main() -> None:
         pipe_fd = open_pipe(module.params["pipe"])
     except InjectionError as exc:
         if not module.check_mode:
-            write_progress(module.params["progress_file"], dict(result, done=True, elapsed_s=0.0))
+            write_progress(
+                module.params["progress_file"],
+                dict(result, done=True, elapsed_s=0.0, failed=True, error=str(exc)),
+            )
         module.fail_json(msg=result["failure"] or str(exc), **result)
     if module.check_mode:
         module.exit_json(**result)

@@ -11,8 +11,8 @@ module: stress_gate
 short_description: Judge a stress level, or a whole run, against the thresholds
 version_added: "1.0.0"
 description:
-  - The task that decides. Judges the figures of M(qts.observer.stress_measure) with the gate
-    in C(plugins/module_utils/gate.py), the one place where the spec's thresholds and run-wide
+  - Judges the figures of M(qts.observer.stress_measure) with the gate in
+    C(plugins/module_utils/gate.py), the one place where the spec's thresholds and run-wide
     criteria are evaluated.
   - With O(scope=level), judges one level against its thresholds (minimum throughput, p99
     processing latency, sustained CPU and memory, integrity, contract, error rate, process
@@ -20,8 +20,11 @@ description:
   - With O(scope=run), judges the spec's run-wide criteria (stability, scaling, resources,
     error rate, integrity, graceful degradation, recovery to baseline, contract, clean
     shutdown) over every level of the host and returns C(qts_stress_host).
-  - Any breach fails the task, with a message naming every breached threshold with its
-    measured value and its limit. The C(qts.observer.stress_report) callback reports it.
+  - A criterion without the data to judge it (no snapshot sent, no monitor sample, no
+    Observer running) is C(NOT MEASURED) with the reason, never C(PASS).
+  - The task returns the verdict without failing (its result is data, not a wall of text);
+    the stress role shows each breach in a task of its own, and
+    M(qts.observer.stress_verdict) fails the run.
 author:
   - qts.observer contributors
 attributes:
@@ -48,6 +51,10 @@ options:
   thresholds:
     description: The level's thresholds, C(min_throughput), C(max_latency_ms), C(max_cpu_pct), C(max_memory_pct) (scope=level).
     type: dict
+  limits:
+    description: The run-wide limits (C(limits) of M(qts.observer.stress_plan)); default the spec's.
+    type: dict
+    default: {}
   levels:
     description: The judged levels, C(qts_stress_level) of each level task (scope=run).
     type: list
@@ -62,7 +69,7 @@ options:
     description: Monitor figures after the final cooldown (scope=run).
     type: dict
   shutdown:
-    description: Result of stopping the Observer (C(stopped_cleanly), C(exit_status), C(elapsed_s), C(timeout_s)) (scope=run).
+    description: Result of stopping the Observer (C(was_running), C(stopped_cleanly), C(exit_status), C(elapsed_s), C(timeout_s)) (scope=run).
     type: dict
   start_pid:
     description: The Observer's PID before the first level (scope=run).
@@ -93,20 +100,41 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: One line naming the verdict and every breach or unmeasured criterion.
+  returned: always
+  type: str
+  sample: "level 1 (5/s) FAIL: p99 processing latency 61.200 ms not under 50 ms"
 qts_stress_level:
-  description: The level's figures with C(level), C(thresholds), C(verdict) and C(breaches) (scope=level).
+  description: The level's figures with its judgment (scope=level).
   returned: when scope is level
   type: dict
+  contains:
+    level: {description: Level number., type: int, sample: 1}
+    thresholds: {description: The thresholds judged against., type: dict, sample: {min_throughput: 4.8, max_latency_ms: 50, max_cpu_pct: 40, max_memory_pct: 60}}
+    verdict: {description: "C(PASS), C(FAIL) or C(NOT MEASURED).", type: str, sample: PASS}
+    breaches: {description: "Each breach: C(criterion), C(measured), C(limit), C(message).", type: list, elements: dict, sample: []}
+    not_measured: {description: "What could not be measured: C(criterion), C(reason).", type: list, elements: dict, sample: []}
 qts_stress_host:
-  description: C(verdict) and C(criteria) (each with C(name), C(verdict), C(evidence), C(measured), C(limit)) (scope=run).
+  description: The host's run-wide judgment (scope=run).
   returned: when scope is run
   type: dict
+  contains:
+    verdict: {description: "C(PASS), C(FAIL) or C(NOT MEASURED), over the levels and the criteria.", type: str, sample: PASS}
+    criteria: {description: "Each criterion: C(name), C(verdict), C(evidence), C(measured), C(limit).", type: list, elements: dict, sample: []}
+    observer: {description: The Observer's PID at the start and at the end., type: dict, sample: {pid_start: 4242, pid_end: 4242}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ..module_utils.gate import judge_level, judge_run
-from ..module_utils.profile import THRESHOLD_KEYS
+from ansible_collections.qts.observer.plugins.module_utils.gate import (
+    FAIL,
+    NOT_MEASURED,
+    judge_level,
+    judge_run,
+    level_unmeasured,
+    verdict_of,
+)
+from ansible_collections.qts.observer.plugins.module_utils.profile import THRESHOLD_KEYS
 
 LEVEL_FIGURES = (
     "rate",
@@ -135,21 +163,25 @@ def _level(module: AnsibleModule) -> None:
     absent = [key for key in THRESHOLD_KEYS if key not in thresholds]
     if absent:
         module.fail_json(msg="thresholds lack %s" % ", ".join(absent))
-    breaches = judge_level(metrics, thresholds)
+    breaches = judge_level(metrics, thresholds, params["limits"])
+    unmeasured = level_unmeasured(metrics)
+    verdict = verdict_of(bool(breaches), bool(unmeasured))
     level = dict(
         metrics,
         level=params["level"],
         thresholds=thresholds,
         breaches=breaches,
-        verdict="FAIL" if breaches else "PASS",
+        not_measured=unmeasured,
+        verdict=verdict,
     )
-    if breaches:
-        module.fail_json(
-            msg="level %s (%g/s) FAILED: %s"
-            % (params["level"], metrics["rate"], "; ".join(b["message"] for b in breaches)),
-            qts_stress_level=level,
-        )
-    module.exit_json(changed=False, qts_stress_level=level)
+    texts = [b["message"] for b in breaches]
+    texts += ["NOT MEASURED %s: %s" % (u["criterion"], u["reason"]) for u in unmeasured]
+    module.exit_json(
+        changed=False,
+        msg="level %s (%g/s) %s%s"
+        % (params["level"], metrics["rate"], verdict, ": " + "; ".join(texts) if texts else ""),
+        qts_stress_level=level,
+    )
 
 
 def _run(module: AnsibleModule) -> None:
@@ -163,28 +195,30 @@ def _run(module: AnsibleModule) -> None:
         shutdown=params["shutdown"],
         start_pid=params["start_pid"],
         end_pid=params["end_pid"],
+        limits=params["limits"],
     )
-    failed_levels = [lv for lv in levels if lv.get("verdict") != "PASS"]
-    failed = [c for c in criteria if c["verdict"] != "PASS"]
-    verdict = "FAIL" if failed or failed_levels else "PASS"
+    verdicts = [c["verdict"] for c in criteria] + [lv.get("verdict") for lv in levels]
+    verdict = verdict_of(FAIL in verdicts, NOT_MEASURED in verdicts)
+    reasons = [
+        "level %s (%g/s): %s" % (lv.get("level"), lv.get("rate", 0), lv.get("verdict"))
+        for lv in levels
+        if lv.get("verdict") != "PASS"
+    ]
+    reasons += [
+        "%s %s: %s" % (c["name"], c["verdict"], c["evidence"])
+        for c in criteria
+        if c["verdict"] != "PASS"
+    ]
     host = {
         "verdict": verdict,
         "criteria": criteria,
         "observer": {"pid_start": params["start_pid"], "pid_end": params["end_pid"]},
     }
-    if verdict == "FAIL":
-        reasons = [
-            "level %s (%g/s): %s"
-            % (
-                lv.get("level"),
-                lv.get("rate", 0),
-                "; ".join(b["message"] for b in lv.get("breaches", [])) or "failed",
-            )
-            for lv in failed_levels
-        ]
-        reasons += ["%s: %s" % (c["name"], c["evidence"]) for c in failed]
-        module.fail_json(msg="stress verdict FAIL: " + " | ".join(reasons), qts_stress_host=host)
-    module.exit_json(changed=False, qts_stress_host=host)
+    module.exit_json(
+        changed=False,
+        msg="run-wide verdict %s%s" % (verdict, ": " + " | ".join(reasons) if reasons else ""),
+        qts_stress_host=host,
+    )
 
 
 def main() -> None:
@@ -194,6 +228,7 @@ def main() -> None:
             "level": {"type": "int"},
             "metrics": {"type": "dict"},
             "thresholds": {"type": "dict"},
+            "limits": {"type": "dict", "default": {}},
             "levels": {"type": "list", "elements": "dict"},
             "planned_levels": {"type": "int"},
             "baseline": {"type": "dict"},

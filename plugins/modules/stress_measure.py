@@ -119,8 +119,7 @@ qts_stress_metrics:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ..module_utils.measure import (
+from ansible_collections.qts.observer.plugins.module_utils.measure import (
     integrity,
     latencies,
     log_errors,

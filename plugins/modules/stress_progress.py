@@ -8,20 +8,26 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: stress_progress
-short_description: Report a running stress level's progress and the spec's early warnings
+short_description: Follow a running stress level, one progress line per poll, and collect its load
 version_added: "1.0.0"
 description:
-  - Reads the progress file of M(qts.observer.snapshot_load), the Observer's C(metrics.jsonl)
-    and the monitor's CSV and returns C(qts_stress_progress) (elapsed, sent, written, p99
-    latency, sustained CPU and memory, early warnings, done).
-  - Meant to be retried with C(until) every few seconds while the level runs; the
-    C(qts.observer.stress_report) callback prints each host's progress as it arrives.
+  - On the host, reads the progress file of M(qts.observer.snapshot_load), the Observer's
+    C(metrics.jsonl) and the monitor's CSV and returns C(qts_stress_progress) (elapsed,
+    sent, written, p99 latency, sustained CPU and memory, early warnings, done). A figure not
+    measured yet is null, never 0.
+  - The action plugin of the same name runs this every O(interval_s) until the load is done,
+    prints one C([progress]) line per poll and each warning once (no retried task, so no
+    C(FAILED - RETRYING) lines), then collects the load job O(job_id) and returns its result
+    as C(load).
 author:
   - qts.observer contributors
 attributes:
+  action:
+    support: full
+    details: The polling loop runs on the controller; each poll runs the module on the host.
   check_mode:
     support: full
-    details: Reads only.
+    details: Nothing runs in check mode (no level was started).
   diff_mode:
     support: none
   platform:
@@ -58,33 +64,86 @@ options:
     description: Rolling window of the sustained CPU and memory figures.
     type: float
     default: 10.0
+  limits:
+    description: Run-wide limits that set the warning bands (C(warn_cpu_pct), C(max_cpu_pct), C(fail_cpu_pct), the same for memory, C(fail_latency_ms)); default the spec's.
+    type: dict
+  job_id:
+    description: The async job id of the level's M(qts.observer.snapshot_load) (action only).
+    type: str
+  interval_s:
+    description: Seconds between polls (action only).
+    type: float
+    default: 5.0
+  timeout_s:
+    description: Give up when the load has not ended after this many seconds (action only).
+    type: float
+    default: 3600.0
+  host_label:
+    description: Name printed on the progress lines (action only; default the inventory name).
+    type: str
 """
 
 EXAMPLES = r"""
+- name: Start level 1 in the background
+  qts.observer.snapshot_load:
+    pipe: /run/qts_observer/input.fifo
+    pidfile: /run/qts_observer/observer.pid
+    rate: 5
+    duration_s: 180
+    ledger: /run/qts_observer/stress/L1.sent.jsonl
+    progress_file: /run/qts_observer/stress/L1.progress.json
+  async: 400
+  poll: 0
+  register: __stress_load_job
+
 - name: Follow level 1
   qts.observer.stress_progress:
-    progress_file: /var/lib/qts_observer/stress/L1.progress.json
+    progress_file: /run/qts_observer/stress/L1.progress.json
     metrics_file: /opt/qts_observer/config/observer/metrics.jsonl
-    monitor_csv: /var/log/qts_monitor/monitor.csv
+    monitor_csv: /var/lib/qts_monitor/system_monitor.csv
     since: "{{ __stress_level_start }}"
-  register: __stress_progress
-  until: __stress_progress.qts_stress_progress.done
-  retries: 60
-  delay: 5
+    job_id: "{{ __stress_load_job.ansible_job_id }}"
+    interval_s: 5
+    timeout_s: 400
+  register: __stress_follow
 """
 
 RETURN = r"""
 qts_stress_progress:
-  description: level, rate, elapsed_s, duration_s, sent, planned, written, p99_ms, cpu_pct, memory_pct, warnings, done, failure.
+  description: What is known of the level at the last poll.
   returned: always
   type: dict
+  contains:
+    level: {description: Level number., type: int, sample: 1}
+    rate: {description: Offered rate., type: float, sample: 5.0}
+    started: {description: Whether the load has started., type: bool, sample: true}
+    elapsed_s: {description: Seconds since the first send (null before it)., type: float, sample: 12.0}
+    sent: {description: Snapshots sent so far., type: int, sample: 60}
+    planned: {description: Snapshots the level plans., type: int, sample: 900}
+    written: {description: Records the Observer reported written since the level started (null before its first report)., type: int, sample: 58}
+    p99_ms: {description: The Observer's last reported p99 processing latency., type: float, sample: 3.2}
+    cpu_pct: {description: Sustained system CPU over the last window (null before the first sample)., type: float, sample: 12.5}
+    memory_pct: {description: Sustained system memory over the last window., type: float, sample: 40.1}
+    warnings: {description: Early warnings and fail signals at this poll., type: list, elements: str, sample: []}
+    done: {description: Whether the load has ended., type: bool, sample: true}
+    failure: {description: Why the load ended early, or null., type: str, sample: null}
+warnings_seen:
+  description: Every warning of the level, once each, with the level and its time (action).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{level: 2, kind: warning, message: "CPU sustained 72.0 % (early warning 70-80 %)", elapsed_s: 55.0}]
+load:
+  description: The load job's result (that of M(qts.observer.snapshot_load)) (action).
+  returned: success
+  type: dict
+  sample: {sent: 900, achieved_rate: 5.0, failure: null}
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ..module_utils.progress import level_progress
+from ansible_collections.qts.observer.plugins.module_utils.progress import level_progress
 
 
 def main() -> None:
@@ -98,6 +157,12 @@ def main() -> None:
             "rate": {"type": "float"},
             "duration_s": {"type": "float"},
             "sustained_window_s": {"type": "float", "default": 10.0},
+            "limits": {"type": "dict"},
+            # Read by the action plugin on the controller; accepted and unused here.
+            "job_id": {"type": "str"},
+            "interval_s": {"type": "float", "default": 5.0},
+            "timeout_s": {"type": "float", "default": 3600.0},
+            "host_label": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -109,6 +174,7 @@ def main() -> None:
         since=params["since"],
         window_s=params["sustained_window_s"],
         now=time.time(),
+        limits=params["limits"],
     )
     progress.update(level=params["level"], rate=params["rate"], duration_s=params["duration_s"])
     module.exit_json(changed=False, qts_stress_progress=progress)

@@ -80,7 +80,7 @@ def assert_passed_every_level(report: dict, host: str, planned: int) -> None:
 def test_one_observer_killed_fails_that_host_only(lab, tmp_path):
     artifacts = tmp_path / "artifacts"
     run = SmokeRun(
-        LAB.inventory, artifacts, *levels_args([lenient_level(20, 3), lenient_level(20, 15)])
+        LAB.inventory, artifacts, *levels_args([lenient_level(20, 5), lenient_level(20, 15)])
     )
     killed_at = kill_observer_mid_level_2(run, lab[VICTIM])
     assert run.wait() != 0, run.text[-4000:]
@@ -119,7 +119,7 @@ def test_unreachable_host_is_reported_and_the_others_run_to_the_end(lab, tmp_pat
     )
     artifacts = tmp_path / "artifacts"
     result = make_smoke(
-        inventory, artifacts, *levels_args([lenient_level(20, 3), lenient_level(20, 3)])
+        inventory, artifacts, *levels_args([lenient_level(20, 5), lenient_level(20, 5)])
     )
     assert result.returncode != 0, result.stdout[-4000:]
 
@@ -142,7 +142,7 @@ def test_unreachable_host_is_reported_and_the_others_run_to_the_end(lab, tmp_pat
 
 def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
     artifacts = tmp_path / "artifacts"
-    levels = [lenient_level(20, 3), lenient_level(20, 12), lenient_level(20, 5)]
+    levels = [lenient_level(20, 5), lenient_level(20, 12), lenient_level(20, 5)]
     run = SmokeRun(
         LAB.inventory, artifacts, "-e", "stress_any_errors_fatal=true", *levels_args(levels)
     )

@@ -423,7 +423,12 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_pauses_input_keeps_records_and_resumes(observer_factory, small_disk):
-    observer = observer_factory(config_with(buffer={"flush_interval_ms": 50}))
+    # A buffer far smaller than what is sent: once a flush fails the buffer fills and the
+    # Observer must stop reading, whatever the machine's speed (with the default 50,000 a fast
+    # machine takes every line into the buffer before the first failed flush).
+    observer = observer_factory(
+        config_with(buffer={"flush_interval_ms": 50, "max_buffer_size": 100})
+    )
     observer.output_dir = small_disk / "out"
     observer.start()
     filler = small_disk / "filler"

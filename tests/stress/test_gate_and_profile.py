@@ -5,14 +5,23 @@ from __future__ import annotations
 import copy
 
 import pytest
-from ansible_collections.qts.observer.plugins.module_utils import gate
-from ansible_collections.qts.observer.plugins.module_utils.gate import judge_level, judge_run
+from ansible_collections.qts.observer.plugins.module_utils.gate import (
+    judge_level,
+    judge_run,
+    level_unmeasured,
+)
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
+    PROFILE_TIMINGS,
+    RUN_LIMITS,
     profile_levels,
     resolve_levels,
+    resolve_limits,
+    resolve_timings,
     validate_levels,
+    window_errors,
 )
 from ansible_collections.qts.observer.plugins.module_utils.stats import percentile, sustained
+from figures import healthy_figures, with_changes
 
 THRESHOLDS = {
     "min_throughput": 4.8,
@@ -23,31 +32,8 @@ THRESHOLDS = {
 
 
 def healthy_level(rate: float = 5.0, **changes) -> dict:
-    level = {
-        "level": 1,
-        "rate": rate,
-        "sent": 900,
-        "written": 900,
-        "lost": 0,
-        "duplicated": 0,
-        "modified": 0,
-        "extra_fields": [],
-        "throughput": rate,
-        "latency_ms": {"p50": 8.0, "p95": 18.0, "p99": 19.5, "max": 20.5},
-        "cpu_pct": {"sustained": 10.0, "peak": 15.0},
-        "memory_pct": {"sustained": 40.0, "peak": 41.0},
-        "errors": 0,
-        "error_rate_pct": 0.0,
-        "failure": None,
-        "verdict": "PASS",
-    }
-    for key, value in changes.items():
-        if "." in key:
-            outer, inner = key.split(".")
-            level[outer] = dict(level[outer], **{inner: value})
-        else:
-            level[key] = value
-    return level
+    level = dict(healthy_figures(rate, 180), level=1, sent=900, written=900, verdict="PASS")
+    return with_changes(level, **changes)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +79,19 @@ def test_breach_message_names_measured_value_and_limit():
     }
 
 
+def test_a_cpu_breach_says_how_much_of_it_was_the_observer():
+    level = healthy_level(**{"cpu_pct.sustained": 91.7, "observer_cpu_pct.sustained": 0.8})
+    (breach,) = judge_level(level, THRESHOLDS)
+    assert breach["criterion"] == "max_cpu_pct"
+    assert "the Observer itself: 0.4 % of the machine, 0.8 % of one core" in breach["message"]
+    (memory,) = judge_level(healthy_level(**{"memory_pct.sustained": 70.0}), THRESHOLDS)
+    assert "the Observer itself: 1.0 % of the machine, RSS 40.0 MB" in memory["message"]
+    unknown = healthy_level(**{"cpu_pct.sustained": 91.7, "observer_samples": 0})
+    assert (
+        "the Observer's own CPU was not measured" in judge_level(unknown, THRESHOLDS)[0]["message"]
+    )
+
+
 def four_levels(**overrides_by_rate) -> list[dict]:
     levels = []
     for index, rate in enumerate((5, 10, 25, 50), start=1):
@@ -103,8 +102,14 @@ def four_levels(**overrides_by_rate) -> list[dict]:
     return levels
 
 
-BASELINE = {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 40.0}}
-CLEAN_STOP = {"stopped_cleanly": True, "exit_status": 0, "elapsed_s": 0.4, "timeout_s": 10}
+BASELINE = {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 40.0}, "samples": 10}
+CLEAN_STOP = {
+    "was_running": True,
+    "stopped_cleanly": True,
+    "exit_status": 0,
+    "elapsed_s": 0.4,
+    "timeout_s": 10,
+}
 
 
 def run_verdicts(
@@ -165,20 +170,14 @@ def test_healthy_run_passes_every_criterion():
             {"levels": four_levels(**{"50": {"latency_ms.p99": 250.0}})},
             "graceful_degradation",
         ),  # 12.8x jump
-        (
-            {"recovery": {"cpu_pct": {"sustained": 15.1}, "memory_pct": {"sustained": 40.0}}},
-            "recovery",
-        ),
-        (
-            {"recovery": {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 45.1}}},
-            "recovery",
-        ),
-        ({"recovery": None}, "recovery"),
+        ({"recovery": dict(BASELINE, cpu_pct={"sustained": 15.1})}, "recovery"),
+        ({"recovery": dict(BASELINE, memory_pct={"sustained": 45.1})}, "recovery"),
         ({"levels": four_levels(**{"5": {"modified": 1}})}, "contract"),
         ({"levels": four_levels(**{"5": {"extra_fields": ["signal"]}})}, "contract"),
         (
             {
                 "shutdown": {
+                    "was_running": True,
                     "stopped_cleanly": False,
                     "exit_status": -9,
                     "elapsed_s": 10.0,
@@ -187,7 +186,6 @@ def test_healthy_run_passes_every_criterion():
             },
             "clean_shutdown",
         ),
-        ({"shutdown": None}, "clean_shutdown"),
     ],
 )
 def test_each_run_wide_criterion_fails_on_its_own_evidence(kwargs, failed):
@@ -208,8 +206,9 @@ def test_scaling_limit_is_ninety_percent_and_recovery_limits_are_inclusive():
     verdicts, _ = run_verdicts(four_levels(**{"50": {"throughput": 45.0}}))
     assert verdicts["scaling"] == "PASS"
     exact = {
-        "cpu_pct": {"sustained": 5.0 + gate.RECOVERY_CPU_POINTS},
-        "memory_pct": {"sustained": 40.0 + gate.RECOVERY_MEMORY_POINTS},
+        "cpu_pct": {"sustained": 5.0 + RUN_LIMITS["recovery_cpu_points"]},
+        "memory_pct": {"sustained": 40.0 + RUN_LIMITS["recovery_memory_points"]},
+        "samples": 10,
     }
     assert run_verdicts(four_levels(), recovery=exact)[0]["recovery"] == "PASS"
 
@@ -307,3 +306,125 @@ def test_sustained_ignores_single_spikes_and_percentile_is_nearest_rank():
     assert sustained(short, 10.0) == pytest.approx(40.0)
     assert sustained([], 10.0) == 0.0
     assert percentile([float(i) for i in range(1, 101)], 0.99) == 99.0
+
+
+# -- no PASS without evidence ---------------------------------------------------------------
+
+NOTHING_SENT = {"sent": 0, "written": 0, "throughput": 0.0, "latency_ms.p99": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "unmeasured"),
+    [
+        ({"shutdown": None}, {"clean_shutdown"}),
+        ({"shutdown": dict(CLEAN_STOP, was_running=False)}, {"clean_shutdown"}),
+        ({"recovery": None}, {"recovery"}),
+        ({"recovery": dict(BASELINE, samples=1)}, {"recovery"}),
+        ({"baseline": dict(BASELINE, samples=0)}, {"recovery"}),
+        ({"start_pid": None, "end_pid": None}, {"stability"}),
+        (
+            {"levels": [healthy_level(**NOTHING_SENT)], "planned": 1},
+            {"scaling", "error_rate", "integrity", "graceful_degradation", "contract"},
+        ),
+        ({"levels": four_levels(**{"5": {"samples": 0}})}, {"resources"}),
+        (
+            {"levels": [], "planned": 0},
+            {"scaling", "resources", "error_rate", "integrity", "graceful_degradation", "contract"},
+        ),
+    ],
+)
+def test_a_criterion_without_data_is_not_measured_never_pass(kwargs, unmeasured):
+    verdicts, criteria = run_verdicts(**{"levels": four_levels(), **kwargs})
+    assert {n for n, v in verdicts.items() if v == "NOT MEASURED"} == unmeasured
+    for criterion in criteria:
+        if criterion["verdict"] == "NOT MEASURED":
+            assert criterion["evidence"], criterion  # the reason is given
+
+
+def test_a_level_without_data_is_not_measured_and_judges_nothing_it_lacks():
+    quiet = healthy_level(**NOTHING_SENT)
+    assert judge_level(quiet, THRESHOLDS) == []
+    assert [u["criterion"] for u in level_unmeasured(quiet)] == ["load"]
+    no_records = healthy_level(written=0, lost=900, throughput=0.0, **{"latency_ms.p99": 0.0})
+    assert [u["criterion"] for u in level_unmeasured(no_records)] == ["latency"]
+    assert "integrity_lost" in [b["criterion"] for b in judge_level(no_records, THRESHOLDS)]
+    blind = healthy_level(samples=1, **{"cpu_pct.sustained": 99.0})
+    assert [u["criterion"] for u in level_unmeasured(blind)] == ["resources"]
+    assert "max_cpu_pct" not in [b["criterion"] for b in judge_level(blind, THRESHOLDS)]
+    crashed = healthy_level(**NOTHING_SENT, failure="process failure: died")
+    assert level_unmeasured(crashed) == []
+    assert [b["criterion"] for b in judge_level(crashed, THRESHOLDS)] == ["process_failure"]
+
+
+# -- run-wide limits are variables ----------------------------------------------------------
+
+
+def test_run_wide_limits_come_from_stress_limits():
+    levels = four_levels(**{"50": {"cpu_pct.sustained": 95.0}})
+    assert run_verdicts(levels)[0]["resources"] == "FAIL"
+    limits, errors = resolve_limits({"max_cpu_pct": 100, "fail_cpu_pct": 100})
+    assert errors == []
+    verdicts = {
+        c["name"]: c["verdict"]
+        for c in judge_run(
+            levels,
+            4,
+            baseline=BASELINE,
+            recovery=BASELINE,
+            shutdown=CLEAN_STOP,
+            start_pid=1,
+            end_pid=1,
+            limits=limits,
+        )
+    }
+    assert verdicts["resources"] == "PASS"
+    recovery = dict(BASELINE, cpu_pct={"sustained": 60.0})
+    lax, _ = resolve_limits({"recovery_cpu_points": 100})
+    criteria = judge_run(
+        four_levels(),
+        4,
+        baseline=BASELINE,
+        recovery=recovery,
+        shutdown=CLEAN_STOP,
+        start_pid=1,
+        end_pid=1,
+        limits=lax,
+    )
+    assert {c["name"]: c["verdict"] for c in criteria}["recovery"] == "PASS"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_cpu": 90}, "stress_limits: unknown limit 'max_cpu'"),
+        ({"max_cpu_pct": 120}, "stress_limits.max_cpu_pct must be at most 100"),
+        ({"max_cpu_pct": "high"}, "stress_limits.max_cpu_pct must be a number"),
+        ({"scaling_min_ratio": 1.5}, "stress_limits.scaling_min_ratio must be at most 1"),
+        ({"warn_cpu_pct": 85}, "warn_cpu_pct (85) must not be above max_cpu_pct (80)"),
+        ("lots", "stress_limits must be a mapping"),
+    ],
+)
+def test_bad_limits_are_named(overrides, message):
+    _, errors = resolve_limits(overrides)
+    assert any(message in error for error in errors), errors
+
+
+def test_windows_that_cannot_be_measured_are_refused():
+    smoke, errors = resolve_timings("smoke", {})
+    assert errors == [] and window_errors(profile_levels("smoke"), smoke) == []
+    full, _ = resolve_timings("full", {})
+    assert window_errors(profile_levels("full"), full) == []
+    assert PROFILE_TIMINGS["smoke"]["duration_s"] >= PROFILE_TIMINGS["smoke"]["sustained_window_s"]
+    long_window, _ = resolve_timings("smoke", {"sustained_window_s": 10})
+    errors = window_errors(profile_levels("smoke"), long_window)
+    assert any(
+        "stress_levels[1].duration_s (5 s) is shorter than the sustained window" in e
+        for e in errors
+    )
+    assert any("stress_setup_wait_s (5 s)" in e for e in errors)
+    assert any("stress_final_cooldown_s (10 s) must be at least twice" in e for e in errors)
+    tiny, _ = resolve_timings("smoke", {"sustained_window_s": 1})
+    assert "at least 4 s" in window_errors(profile_levels("smoke"), tiny)[0]
+    _, errors = resolve_timings("smoke", {"cooldown_s": -1, "speed": 2})
+    assert any("stress_cooldown_s must be a number of seconds" in e for e in errors)
+    assert any("unknown key 'speed'" in e for e in errors)

@@ -12,9 +12,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Thresholds that only a crash or lost data can breach: for runs that test something else
-# (lab hosts share this machine's CPU, so the spec's CPU limits mean nothing there).
-LENIENT = {"max_latency_ms": 100, "max_cpu_pct": 100, "max_memory_pct": 100}
+# The example every test that asserts a PASS uses: level and run-wide CPU, memory and
+# recovery limits raised, so that a busy machine (CI runners are shared) cannot fail the
+# run; everything else (throughput, latency, integrity, errors, stability) is still judged.
+LAB_LEVELS = ROOT / "examples" / "lab-levels.json"
+_EXAMPLE = json.loads(LAB_LEVELS.read_text())
+LENIENT = {
+    key: _EXAMPLE["stress_levels"][0]["thresholds"][key]
+    for key in ("max_latency_ms", "max_cpu_pct", "max_memory_pct")
+}
+LENIENT_LIMITS = _EXAMPLE["stress_limits"]
 
 
 def user_env() -> dict[str, str]:
@@ -101,9 +108,14 @@ def lenient_level(rate: int, duration_s: int, **thresholds: float) -> dict:
     }
 
 
-def levels_args(levels: list[dict]) -> list[str]:
-    """`-e` arguments overriding the profile's levels, quoted for make's shell."""
-    return ["-e", "'" + json.dumps({"stress_levels": levels}, separators=(",", ":")) + "'"]
+def levels_args(levels: list[dict], limits: dict | None = None) -> list[str]:
+    """`-e` arguments overriding the profile's levels (and, by default, raising the run-wide
+    limits a busy machine breaks), quoted for make's shell."""
+    variables = {
+        "stress_levels": levels,
+        "stress_limits": LENIENT_LIMITS if limits is None else limits,
+    }
+    return ["-e", "'" + json.dumps(variables, separators=(",", ":")) + "'"]
 
 
 def latest_report(artifacts: Path) -> tuple[dict, ET.Element, Path]:

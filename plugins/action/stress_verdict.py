@@ -1,0 +1,149 @@
+# Copyright: qts.observer contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action: the run's verdict, report.json and junit.xml, from what every host recorded.
+
+Runs once on the controller after the stress play, whatever happened in it: it reads the
+variables each host's tasks set (below), builds the report (``plugin_utils/report.py``),
+writes report.json and junit.xml atomically, then points ``artifacts/latest`` at the run, and
+prints the table and the ``STRESS VERDICT`` line. No callback is needed for any of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
+    JUNIT_FILE,
+    REPORT_FILE,
+    link_latest,
+    new_run_id,
+    run_tag,
+    write_atomic,
+)
+from ansible_collections.qts.observer.plugins.plugin_utils.junit import junit_xml
+from ansible_collections.qts.observer.plugins.plugin_utils.report import (
+    build_report,
+    now_utc,
+    summary_lines,
+)
+
+display = Display()
+
+# The variables of each host that the stress role sets, by what the report calls them.
+HOST_VARIABLES = {
+    "reach": "__stress_reach",
+    "failure": "__stress_failure",
+    "levels": "__stress_judged",
+    "final": "__stress_host_verdict",
+    "warnings": "__stress_warnings",
+    "phase": "__stress_phase",
+    "collected": "__stress_collected",
+}
+PLAN_VARIABLE = "__stress_plan"
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's lazy containers as plain JSON-able data."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def host_outcome(variables: Mapping[str, Any]) -> dict:
+    """What one host's tasks recorded, in the report's terms."""
+    found = {key: variables.get(name) for key, name in HOST_VARIABLES.items()}
+    reach = found.pop("reach") or {}
+    outcome = _plain(found)
+    outcome["played"] = found["phase"] is not None
+    if reach.get("unreachable"):
+        outcome["unreachable"] = str(reach.get("msg") or "unreachable")
+    outcome["levels"] = outcome["levels"] or []
+    outcome["warnings"] = outcome["warnings"] or []
+    return outcome
+
+
+class ActionModule(ActionBase):
+    """Write the run's report and print its verdict."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        _, args = self.validate_argument_spec(
+            argument_spec={
+                "group": {"type": "str", "default": "observers"},
+                "artifacts_dir": {"type": "path", "default": "artifacts"},
+                "profile": {"type": "str", "default": "full"},
+                "seed": {"type": "int", "default": 0},
+            }
+        )
+        hostvars = task_vars.get("hostvars") or {}
+        group_hosts = list((task_vars.get("groups") or {}).get(args["group"]) or [])
+        planned = self._find_plan(hostvars, group_hosts)
+        run, refused = self._run_of(planned, args, task_vars, group_hosts)
+        hosts = list(run.get("hosts") or [])
+        outcomes = {name: host_outcome(hostvars[name]) for name in hosts if name in hostvars}
+        report = build_report(run, hosts, outcomes, refused=refused)
+        for line in summary_lines(report):
+            display.display(line)
+        written = False
+        if not self._task.check_mode:
+            written = self._write(report)
+        result.update(
+            changed=written,
+            verdict=report["verdict"],
+            reasons=report["reasons"],
+            run_id=report["run_id"],
+            report_file=os.path.join(report["artifacts_dir"], REPORT_FILE) if written else None,
+            junit_file=os.path.join(report["artifacts_dir"], JUNIT_FILE) if written else None,
+            msg=summary_lines(report)[-2],
+        )
+        return result
+
+    @staticmethod
+    def _find_plan(hostvars: Mapping[str, Any], hosts: list[str]) -> dict | None:
+        """The plan's registered result, from any host of the run (run_once gave it to all)."""
+        for name in hosts:
+            planned = hostvars[name].get(PLAN_VARIABLE) if name in hostvars else None
+            if isinstance(planned, Mapping):
+                return _plain(planned)
+        return None
+
+    @staticmethod
+    def _run_of(
+        planned: dict | None, args: dict, task_vars: dict, group_hosts: list[str]
+    ) -> tuple[dict, list[str]]:
+        """The run to report on, and why it was refused (if it was)."""
+        if planned and planned.get("qts_stress_run"):
+            return planned["qts_stress_run"], list(planned.get("errors") or [])
+        # No plan: the planning task failed outright (a value Ansible could not convert), or
+        # the stress play never ran (no host of the group matched the inventory).
+        run_id = new_run_id()
+        sources = ", ".join(str(s) for s in task_vars.get("ansible_inventory_sources") or [])
+        run = {
+            "run_id": run_id,
+            "run_tag": run_tag(run_id),
+            "artifacts_dir": os.path.join(os.path.abspath(args["artifacts_dir"]), run_id),
+            "profile": args["profile"],
+            "seed": args["seed"],
+            "levels": [],
+            "hosts": group_hosts if planned else [],
+            "started_at": now_utc(),
+            "no_hosts": "no host matched: group %r of the inventory (%s) holds no host"
+            % (args["group"], sources or "none"),
+        }
+        refused = [str(planned.get("msg") or "the plan failed")] if planned else []
+        return run, refused
+
+    def _write(self, report: dict) -> bool:
+        folder = report["artifacts_dir"]
+        text = json.dumps(report, indent=2, default=str) + "\n"
+        write_atomic(os.path.join(folder, REPORT_FILE), text.encode("utf-8"))
+        write_atomic(os.path.join(folder, JUNIT_FILE), junit_xml(report))
+        link_latest(os.path.dirname(folder), os.path.basename(folder))
+        return True

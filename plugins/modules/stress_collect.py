@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# Copyright: qts.observer contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: cut the host's raw data to the run's time span, ready to fetch."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: stress_collect
+short_description: Cut the host's raw data to the run's time span into files ready to fetch
+version_added: "1.0.0"
+description:
+  - Runs on the Observer host at the end of a stress run. Reads the monitor's CSV, the
+    Observer's log, its C(metrics.jsonl) and C(rejects.jsonl) once each, up to what they hold
+    at that moment, and writes the lines of the run's time span (O(since) to O(until)) into
+    O(dest). The monitor and the Observer may go on writing; the copies do not change, so a
+    fetch of them cannot fail its checksum, and they hold this run only.
+  - A missing or unreadable file is reported in C(problems), never fatal.
+author:
+  - qts.observer contributors
+attributes:
+  check_mode:
+    support: none
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+options:
+  monitor_csv:
+    description: The monitor's CSV.
+    type: path
+    required: true
+  log_file:
+    description: The Observer's log.
+    type: path
+    required: true
+  metrics_file:
+    description: The Observer's C(metrics.jsonl).
+    type: path
+    required: true
+  rejects_file:
+    description: The Observer's C(rejects.jsonl).
+    type: path
+    required: true
+  since:
+    description: Epoch seconds where the run's span starts.
+    type: float
+    required: true
+  until:
+    description: Epoch seconds where it ends (default now).
+    type: float
+  dest:
+    description: Folder receiving the copies (created, mode 0700).
+    type: path
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Cut the host's raw data to the run's span
+  qts.observer.stress_collect:
+    monitor_csv: /var/lib/qts_monitor/system_monitor.csv
+    log_file: /var/log/qts_observer/observer.log
+    metrics_file: /opt/qts_observer/config/observer/metrics.jsonl
+    rejects_file: /opt/qts_observer/config/observer/rejects.jsonl
+    since: 1795796413.0
+    dest: /run/qts_observer/stress/20261127T162013Z-ab12/collect
+  register: __stress_collect
+"""
+
+RETURN = r"""
+files:
+  description: Each copy written, by kind (C(monitor_csv), C(log), C(metrics), C(rejects)).
+  returned: always
+  type: dict
+  sample: {log: {source: /var/log/qts_observer/observer.log, path: /run/qts_observer/stress/r/collect/observer.log, name: observer.log, lines: 1804, bytes: 190012}}
+problems:
+  description: Files that could not be collected, and why.
+  returned: always
+  type: list
+  elements: str
+  sample: ["observer.log: /var/log/qts_observer/observer.log does not exist on the host"]
+since:
+  description: Start of the span, epoch seconds.
+  returned: always
+  type: float
+until:
+  description: End of the span, epoch seconds.
+  returned: always
+  type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.qts.observer.plugins.module_utils.artifacts import HOST_FILES
+from ansible_collections.qts.observer.plugins.module_utils.collect import collect
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "monitor_csv": {"type": "path", "required": True},
+            "log_file": {"type": "path", "required": True},
+            "metrics_file": {"type": "path", "required": True},
+            "rejects_file": {"type": "path", "required": True},
+            "since": {"type": "float", "required": True},
+            "until": {"type": "float"},
+            "dest": {"type": "path", "required": True},
+        },
+        supports_check_mode=False,
+    )
+    params = module.params
+    until = params["until"] if params["until"] is not None else time.time()
+    sources = {
+        "monitor_csv": params["monitor_csv"],
+        "log": params["log_file"],
+        "metrics": params["metrics_file"],
+        "rejects": params["rejects_file"],
+    }
+    try:
+        result = collect(sources, HOST_FILES, params["dest"], params["since"], until)
+    except OSError as exc:
+        module.fail_json(msg="cannot write into %s: %s" % (params["dest"], exc))
+    module.exit_json(changed=True, since=params["since"], until=until, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Progress warnings worded as their bands, and the run's raw data cut to its span while the
+monitor and the Observer go on writing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ansible_collections.qts.observer.plugins.module_utils.artifacts import HOST_FILES
+from ansible_collections.qts.observer.plugins.module_utils.collect import collect
+from ansible_collections.qts.observer.plugins.module_utils.progress import (
+    level_progress,
+    warnings_for,
+)
+from ansible_collections.qts.observer.plugins.module_utils.snapshots import iso_utc
+
+HEADER = "Timestamp,CPU%,Memory%,Disk%,Network_Recv_MB,Network_Sent_MB,Observer_PID,Observer_CPU%,Observer_Memory_MB\n"
+
+
+@pytest.mark.parametrize(
+    ("cpu", "expected"),
+    [
+        (69.9, None),
+        (70.0, "CPU sustained 70.0 % (early warning 70-80 %)"),
+        (79.9, "CPU sustained 79.9 % (early warning 70-80 %)"),
+        (80.0, "CPU sustained 80.0 % over the run-wide limit 80 % (fail signal above 90 %)"),
+        (89.5, "CPU sustained 89.5 % over the run-wide limit 80 % (fail signal above 90 %)"),
+        (90.0, "CPU sustained 90.0 % over the run-wide limit 80 % (fail signal above 90 %)"),
+        (90.1, "FAIL SIGNAL: CPU sustained 90.1 % above 90 %"),
+    ],
+)
+def test_cpu_warnings_match_their_bands(cpu, expected):
+    warnings = warnings_for(cpu, 10.0, [], None)
+    assert warnings == ([expected] if expected else [])
+
+
+def test_memory_bands_and_raised_limits():
+    assert warnings_for(None, 76.0, [], None) == ["memory sustained 76.0 % (early warning 75-85 %)"]
+    assert warnings_for(None, 96.0, [], None) == ["FAIL SIGNAL: memory sustained 96.0 % above 95 %"]
+    lab = {"warn_cpu_pct": 100, "max_cpu_pct": 100, "fail_cpu_pct": 100}
+    assert warnings_for(95.0, None, [], None, lab) == []
+
+
+def test_progress_before_the_first_sample_has_no_made_up_figures(tmp_path):
+    progress = level_progress(
+        str(tmp_path / "L1.progress.json"),
+        str(tmp_path / "metrics.jsonl"),
+        str(tmp_path / "monitor.csv"),
+        since=time.time(),
+        window_s=5.0,
+        now=time.time(),
+    )
+    assert progress["started"] is False
+    for key in ("sent", "planned", "written", "p99_ms", "cpu_pct", "memory_pct", "elapsed_s"):
+        assert progress[key] is None, key
+    assert progress["warnings"] == []
+
+
+def _csv_row(moment: float) -> str:
+    return f"{iso_utc(moment)},12.0,40.0,10.0,0,0,42,1.0,30.0\n"
+
+
+def test_collect_cuts_to_the_span_while_the_files_grow(tmp_path):
+    """The monitor appends a row every millisecond during the collection: each copy is a
+    consistent prefix of its source, holds only the run's span, and never changes after."""
+    monitor = tmp_path / "system_monitor.csv"
+    log = tmp_path / "observer.log"
+    metrics = tmp_path / "metrics.jsonl"
+    start = time.time()
+    before, during = start - 3600.0, start + 1.0
+    monitor.write_text(HEADER + _csv_row(before) + _csv_row(during))
+    log.write_text(
+        f"{iso_utc(before).replace('+00:00', 'Z')} INFO PatternRecord dispatched run_id=old\n"
+        f"{iso_utc(during).replace('+00:00', 'Z')} ERROR something broke\n"
+        "Traceback (most recent call last):\n"
+        f"{iso_utc(during).replace('+00:00', 'Z')} INFO PatternRecord dispatched run_id=new\n"
+    )
+    metrics.write_text(
+        json.dumps({"timestamp": iso_utc(before)})
+        + "\n"
+        + json.dumps({"timestamp": iso_utc(during)})
+        + "\n"
+    )
+    stop = threading.Event()
+
+    def append_fast() -> None:
+        with monitor.open("a") as handle:
+            moment = during
+            while not stop.is_set():
+                moment += 0.001
+                handle.write(_csv_row(moment)[:-1])  # half a row first: a write in progress
+                handle.flush()
+                handle.write("\n")
+                handle.flush()
+
+    writer = threading.Thread(target=append_fast)
+    writer.start()
+    try:
+        time.sleep(0.05)
+        sources = {
+            "monitor_csv": str(monitor),
+            "log": str(log),
+            "metrics": str(metrics),
+            "rejects": str(tmp_path / "rejects.jsonl"),
+        }
+        result = collect(sources, HOST_FILES, str(tmp_path / "collect"), start, start + 3600)
+        copies = {key: Path(info["path"]).read_bytes() for key, info in result["files"].items()}
+        time.sleep(0.05)
+    finally:
+        stop.set()
+        writer.join()
+    assert result["problems"] == []  # no rejects file: nothing was rejected, not a problem
+    assert "rejects" not in result["files"]
+    rows = copies["monitor_csv"].decode().splitlines()
+    assert rows[0] == HEADER.strip() and len(rows) > 10
+    assert all(row.count(",") == 8 for row in rows), "a torn row was copied"
+    assert iso_utc(before) not in copies["monitor_csv"].decode()
+    assert copies["log"].decode().splitlines() == [
+        f"{iso_utc(during).replace('+00:00', 'Z')} ERROR something broke",
+        "Traceback (most recent call last):",
+        f"{iso_utc(during).replace('+00:00', 'Z')} INFO PatternRecord dispatched run_id=new",
+    ]
+    assert copies["metrics"].decode().count("\n") == 1
+    # The copies did not move while the source went on growing.
+    for key, info in result["files"].items():
+        assert Path(info["path"]).read_bytes() == copies[key]
+        assert info["bytes"] == len(copies[key])
+
+
+def test_collect_reports_a_missing_file_without_failing(tmp_path):
+    result = collect(
+        {"log": str(tmp_path / "nope.log")}, HOST_FILES, str(tmp_path / "out"), 0.0, time.time()
+    )
+    assert result["files"] == {}
+    assert result["problems"] == [
+        f"observer.log: {tmp_path / 'nope.log'} does not exist on the host"
+    ]
