@@ -238,21 +238,26 @@ def test_the_installed_collection_reports_with_a_plain_ansible_cfg(local_root, t
     with a user's ansible.cfg that enables nothing: the same report, junit.xml and verdict,
     and one line at the start saying what enabling the callback would add."""
     galaxy = ROOT / ".venv" / "bin" / "ansible-galaxy"
+    # Nothing of this checkout's Ansible settings (make exports ANSIBLE_CONFIG and a
+    # collections path holding the checkout itself): a user's machine has none of them.
+    env = {k: v for k, v in user_env().items() if not k.startswith("ANSIBLE_")}
     built = subprocess.run(
         [str(galaxy), "collection", "build", str(ROOT), "--output-path", str(tmp_path / "dist")],
-        cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stdout + built.stderr
     (tarball,) = (tmp_path / "dist").glob("qts-observer-*.tar.gz")
     collections = tmp_path / "collections"
     installed = subprocess.run(
-        [str(galaxy), "collection", "install", str(tarball), "-p", str(collections)],
-        cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=300,
+        [str(galaxy), "collection", "install", "--force", str(tarball), "-p", str(collections)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (
+        collections / "ansible_collections" / "qts" / "observer" / "playbooks" / "stress.yml"
+    ).is_file()
     config = tmp_path / "ansible.cfg"
     config.write_text(f"[defaults]\ncollections_path = {collections}\n")
-    env = {k: v for k, v in user_env().items() if not k.startswith("ANSIBLE_")}
     artifacts = tmp_path / "artifacts"
     result = subprocess.run(
         [
