@@ -28,7 +28,15 @@ $(BIN)/.installed: requirements.txt files/observer/requirements.txt
 
 venv: $(BIN)/.installed ## Create the virtualenv with the pinned controller and test tools
 
-test: venv lint pytest molecule ## Every test, lint and Molecule scenario
+# Workers of the pytest suite: its modules run side by side (waits dominate: levels, cooldowns).
+PYTEST_WORKERS ?= 3
+
+test: venv collection ## Every test, lint and Molecule scenario, in timed phases (tools/phases.py)
+	$(BIN)/python tools/phases.py \
+	  --phase checks "lint=$(MAKE) --no-print-directory lint" \
+	    "images=$(MAKE) --no-print-directory lab-images" \
+	  --phase tests "pytest=$(MAKE) --no-print-directory pytest" \
+	    "molecule=$(MAKE) --no-print-directory molecule"
 
 lint: lint-python lint-ansible ## ruff and ansible-lint (production profile)
 
@@ -36,8 +44,8 @@ lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-pytest: venv collection ## Unit and integration tests
-	$(BIN)/pytest
+pytest: venv collection ## Unit and integration tests (PYTEST_WORKERS modules at once)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)

@@ -1,40 +1,44 @@
 #!/usr/bin/env python3
-"""A prod-like lab of N Observer hosts on this machine, reached over real SSH.
+"""A prod-like lab of N Observer hosts on this machine: systemd-nspawn containers booting a
+real systemd as PID 1, reached over real SSH.
 
-Each lab host is one sshd listening on its own loopback address (127.0.0.11, 127.0.0.12, ...),
-started by a small init (PID 1) inside its own mount, UTS and PID namespaces
-(``unshare --mount --uts --pid --fork --mount-proc --propagation private``). Inside, the host
-has its own hostname, its own process table and a private, writable copy of the filesystem
-the roles write to: an overlay over /etc, /usr, /opt, /var, /home, /root and /srv whose upper
-layer is the host's directory under the lab dir (or a private tmpfs where overlay refuses the
-disk), and tmpfs over /run, /tmp and /dev/shm. Users made by ``useradd`` in a host therefore
-change only that host's /etc, and nothing a host writes reaches the machine or another host.
-The checkout (and the lab dir) is hidden inside the hosts.
+Each host is a ``systemd-nspawn --boot`` container of a Debian image (12 by default, or 13)
+made once with ``debootstrap`` and kept under ``lab/images/`` (rebuilt when its recipe
+changes). nspawn gives each host its namespaces, its own hostname, process table, users and
+journal, and a private writable layer over the read-only image (``--overlay`` on /etc, /usr,
+/var, /opt, /home, /root, /srv; the upper layers live in the lab's folder). The network is
+shared: each host's sshd listens on its own loopback address (127.0.0.11, .12, ...). A host
+may also run without systemd (``--init sshd``: nspawn's stub init, sshd under it), for the
+bundled supervisor's path.
 
-The hosts look like ``inventories/prod-like``: a ``deploy`` user with passwordless sudo, become,
-the roles' production paths and users. ``up`` writes the inventory (hosts.yml with the lab's
-connection settings, group_vars copied from prod-like), a client key and a known_hosts file
-holding each host's own host key (StrictHostKeyChecking=yes).
+What nspawn does, this tool does not: it builds the image, seeds each host's layer (hostname,
+hosts, machine-id, host key, sshd's address, the lab user's key), gives each host a cgroup of
+its own (this machine's PID 1 is not systemd, so nspawn runs with ``--register=no
+--keep-unit`` in the cgroup made for it; the host's CPU time is read there), starts and stops
+the containers, and writes the inventory.
 
-    python3 tools/lab.py up --hosts 3        # make lab-up LAB_HOSTS=3 (cleans any old lab first)
+    python3 tools/lab.py up --hosts 3        # make lab-up LAB_HOSTS=3 (replaces any old lab)
+    python3 tools/lab.py up --hosts 2 --distro 12,13 --init systemd,sshd
     python3 tools/lab.py status              # make lab-status
-    python3 tools/lab.py down                # make lab-down: no process, mount, listener, key left
+    python3 tools/lab.py cpu                 # each host's CPU seconds so far (JSON)
+    python3 tools/lab.py down                # make lab-down: no process, cgroup, listener left
+    python3 tools/lab.py image --distro 13   # build (or check) an image only
 
-Needs root, util-linux (unshare, mount), openssh-server (sshd), openssh-client (ssh-keygen,
-ssh), sudo and passwd (useradd) on this machine. Standard library only; Python 3.9 or later.
+Needs root, systemd-container (systemd-nspawn), debootstrap, openssh-client (ssh, ssh-keygen)
+and network access to a Debian mirror to build an image. Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
+import dataclasses
 import datetime
 import fcntl
+import hashlib
 import ipaddress
 import json
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -43,11 +47,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parent.parent
+IMAGES = CHECKOUT / "lab" / "images"
 DEFAULT_NAME = "default"
 DEFAULT_BASE_ADDR = "127.0.0.11"
 DEFAULT_PORT = 2222
@@ -56,23 +62,45 @@ HOST_PREFIX = "observer"
 PROD_LIKE_GROUP_VARS = CHECKOUT / "inventories" / "prod-like" / "group_vars" / "observers.yml"
 GENERATED_MARK = ".generated-by-tools-lab"
 HOST_PYTHON = "/usr/bin/python3"
-SSHD = "/usr/sbin/sshd"
-# Directories each host gets a private, writable overlay of (skipped when absent here).
-OVERLAY_DIRS = ("/etc", "/usr", "/opt", "/var", "/home", "/root", "/srv")
-# Directories each host gets an empty tmpfs over, with their mode.
-TMPFS_DIRS = (("/run", "0755"), ("/tmp", "1777"), ("/dev/shm", "1777"))  # noqa: S108
+MIRROR = os.environ.get("LAB_MIRROR", "http://deb.debian.org/debian")
+DISTROS = {"12": "bookworm", "13": "trixie"}
+INITS = ("systemd", "sshd")
+# What every image holds: systemd as init, sshd, sudo, the Python the roles need (venv, apt
+# bindings for the package module, packaging for the pip module).
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "ca-certificates",
+    "python3", "python3-venv", "python3-apt", "python3-packaging",
+)  # fmt: skip
+# Units a lab host does not want: consoles nobody reads, timers that would run apt.
+MASKED_UNITS = (
+    "getty@tty1.service", "console-getty.service", "apt-daily.timer",
+    "apt-daily-upgrade.timer", "e2scrub_reap.service", "e2scrub_all.timer", "fstrim.timer",
+    "systemd-networkd.service", "systemd-resolved.service",
+)  # fmt: skip
+# Bump when the image fix-ups below change: the recipe then differs and images are rebuilt.
+IMAGE_FIXUPS_VERSION = 2
+# Each host's private writable layer over the image, one upper directory each.
+LAYERED_DIRS = ("etc", "usr", "var", "opt", "home", "root", "srv")
+SSHD_CONFIG = """\
+# Lab host {host}: written by tools/lab.py.
+ListenAddress {addr}:{port}
+HostKey /etc/ssh/ssh_host_ed25519_key
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 100
+"""
+# Without systemd, nspawn's stub init is PID 1 and sshd runs under it (a constant command).
+SSHD_ONLY = ["/bin/sh", "-c", "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
+READY_TIMEOUT_S = 60.0
 TOOLS = {
-    "unshare": "util-linux",
-    "mount": "mount",
-    "umount": "mount",
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
     "ssh-keygen": "openssh-client",
     "ssh": "openssh-client",
-    "useradd": "passwd",
+    "chroot": "coreutils",
 }
-INIT_COMM = b"lab-init"  # /proc/1/comm in a host: Ansible's service_mgr fact (not systemd)
-READY_TIMEOUT_S = 30.0
-USERADD = ["useradd", "--create-home", "--shell", "/bin/bash", "--user-group", "--password", "*"]
-PR_SET_NAME = 15
 
 
 class LabError(Exception):
@@ -83,8 +111,10 @@ class LabError(Exception):
 class HostState:
     name: str
     addr: str
-    unshare_pid: int = 0
-    init_pid: int = 0
+    distro: str = "12"
+    init: str = "systemd"
+    nspawn_pid: int = 0
+    cgroups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -105,23 +135,28 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str], what: str, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run argv, raising LabError with its output when it fails."""
     result = subprocess.run(
-        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=timeout
     )
     if result.returncode != 0:
-        output = (result.stderr or result.stdout).strip()
+        output = (result.stderr or result.stdout).strip()[-2000:]
         raise LabError(f"{what} failed ({shlex.join(argv)}): {output}")
     return result
 
 
-def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+def write_file(
+    path: Path, text: str | bytes, mode: int = 0o644, owner: tuple[int, int] = (0, 0)
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(text.encode() if isinstance(text, str) else text)
     os.chmod(path, mode)
+    os.chown(path, *owner)
 
 
 def read_text(path: Path | str) -> str | None:
@@ -137,7 +172,6 @@ def host_names(count: int) -> list[str]:
 
 
 def short_path(path: Path) -> str:
-    """Relative to the current directory when under it, else absolute."""
     cwd = Path.cwd()
     return str(path.relative_to(cwd)) if cwd in path.parents else str(path)
 
@@ -147,7 +181,18 @@ def yaml_str(value: str) -> str:
     return json.dumps(value)
 
 
-# --- Processes, listeners and mounts of a lab ----------------------------------------------
+def per_host(values: str, count: int, allowed: tuple[str, ...] | dict, what: str) -> list[str]:
+    """`12,13` for 3 hosts: 12, 13, 12 (the list is cycled)."""
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if not items or bad:
+        raise LabError(
+            f"--{what} takes {', '.join(allowed)} (a comma list cycles over the hosts), got {values!r}"
+        )
+    return [items[index % len(items)] for index in range(count)]
+
+
+# --- Processes and listeners ----------------------------------------------------------------
 
 
 def proc_argv(pid: int) -> list[str]:
@@ -155,46 +200,38 @@ def proc_argv(pid: int) -> list[str]:
     return raw.split("\0")[:-1] if raw else []
 
 
-def proc_status(pid: int) -> dict[str, str]:
-    raw = read_text(f"/proc/{pid}/status") or ""
-    fields = (line.split(":", 1) for line in raw.splitlines() if ":" in line)
-    return {key: value.strip() for key, value in fields}
+def is_alive(pid: int) -> bool:
+    stat = read_text(f"/proc/{pid}/stat")
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+def machine_name(lab: str, host: str) -> str:
+    """nspawn's machine name: unique across labs on this machine."""
+    return f"qtslab-{lab}-{host}"
 
 
-def is_lab_process(pid: int, lab_dir: Path) -> bool:
-    """The unshare and the init of every host of this lab carry `--lab-dir <lab_dir>`."""
+def is_host_process(pid: int, lab: str, host: str) -> bool:
     argv = proc_argv(pid)
-    if "init" not in argv:
-        return False
-    return any(arg == "--lab-dir" and nxt == str(lab_dir) for arg, nxt in zip(argv, argv[1:]))
+    return (
+        bool(argv)
+        and Path(argv[0]).name == "systemd-nspawn"
+        and (f"--machine={machine_name(lab, host)}" in argv)
+    )
 
 
-def lab_processes(lab_dir: Path) -> dict[int, str]:
-    """pid -> 'init' (PID 1 of a host's namespace) or 'unshare' (its parent here), live only."""
+def lab_nspawns(lab: str) -> dict[int, str]:
+    """pid -> host of every live systemd-nspawn of this lab."""
     found = {}
-    for pid in all_pids():
-        if pid == os.getpid() or not is_lab_process(pid, lab_dir):
+    prefix = f"--machine={machine_name(lab, '')}"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
-        status = proc_status(pid)
-        if status.get("State", "").startswith(("Z", "X")):
-            continue
-        found[pid] = "init" if status.get("NSpid", "").split()[-1:] == ["1"] else "unshare"
+        argv = proc_argv(int(entry))
+        if argv and Path(argv[0]).name == "systemd-nspawn" and is_alive(int(entry)):
+            for arg in argv:
+                if arg.startswith(prefix):
+                    found[int(entry)] = arg[len(prefix) :]
     return found
-
-
-def namespace_of(pid: int, kind: str = "pid") -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/{kind}")
-    except OSError:
-        return None
-
-
-def processes_in_namespace(namespace: str, kind: str = "pid") -> list[int]:
-    return [pid for pid in all_pids() if namespace_of(pid, kind) == namespace]
 
 
 def tcp_listeners() -> set[tuple[str, int]]:
@@ -205,32 +242,83 @@ def tcp_listeners() -> set[tuple[str, int]]:
         if len(columns) < 4 or columns[3] != "0A":
             continue
         hex_addr, hex_port = columns[1].split(":")
-        addr = socket.inet_ntoa(bytes.fromhex(hex_addr)[::-1])
-        listeners.add((addr, int(hex_port, 16)))
+        listeners.add((socket.inet_ntoa(bytes.fromhex(hex_addr)[::-1]), int(hex_port, 16)))
     return listeners
-
-
-def mounts_under(path: Path, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    prefix = str(path).rstrip("/") + "/"
-    points = []
-    for line in (read_text(mountinfo) or "").splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == str(path) or point.startswith(prefix):
-            points.append(point)
-    return points
 
 
 def wait_gone(pids: list[int], timeout_s: float) -> list[int]:
     deadline = time.monotonic() + timeout_s
     alive = list(pids)
     while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.1)
         alive = [pid for pid in alive if is_alive(pid)]
     return alive
 
 
-def is_alive(pid: int) -> bool:
-    return not proc_status(pid).get("State", "Z").startswith(("Z", "X"))
+# --- cgroups: one per host, since this machine's PID 1 is not systemd -------------------------
+
+
+def cgroup_roots() -> list[Path]:
+    """Where each host's cgroup goes: under this process's own cgroup, in the hierarchies
+    nspawn and systemd in the host need (name=systemd, the unified one), the memory one (so a
+    host's memory is its own) and the CPU accounting one."""
+    mounts: dict[str, Path] = {}
+    for line in (read_text("/proc/self/mountinfo") or "").splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, _source, options = [*right.split(), "", "", ""][:3]
+        point = Path(left.split()[4])
+        if fstype == "cgroup2":
+            mounts.setdefault("", point)
+        elif fstype == "cgroup":
+            for option in options.split(","):
+                if option in ("memory", "cpuacct") or option.startswith("name="):
+                    mounts.setdefault(option, point)
+    roots = []
+    for line in (read_text("/proc/self/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") or [""]:
+            if controller in mounts and controller in ("", "name=systemd", "memory", "cpuacct"):
+                roots.append(mounts[controller] / path.lstrip("/"))
+    return roots
+
+
+def make_cgroups(lab: str, host: str) -> list[str]:
+    made = []
+    for root in cgroup_roots():
+        path = root / f"qtslab-{lab}" / host
+        path.mkdir(parents=True, exist_ok=True)
+        made.append(str(path))
+    return made
+
+
+def remove_cgroups(paths: list[str]) -> None:
+    """Remove each host cgroup and what nspawn made inside it, deepest first."""
+    for path in paths:
+        base = Path(path)
+        if not base.is_dir():
+            continue
+        for sub in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            base.rmdir()
+        with contextlib.suppress(OSError):
+            base.parent.rmdir()  # the lab's own level, once its last host is gone
+
+
+def cpu_seconds(paths: list[str]) -> float | None:
+    """CPU time of everything that ran in a host, from its cgroup."""
+    for path in paths:
+        stat = read_text(Path(path) / "cpu.stat")
+        if stat:
+            for line in stat.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+        usage = read_text(Path(path) / "cpuacct.usage")
+        if usage:
+            return int(usage) / 1e9
+    return None
 
 
 # --- Configuration -------------------------------------------------------------------------
@@ -249,7 +337,7 @@ class Config:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
         name = args.name
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", name) or name == IMAGES.name:
             raise LabError(f"bad lab name {name!r}: letters, digits, '.', '_' and '-' only")
         lab_dir = Path(args.lab_dir or CHECKOUT / "lab" / name).absolute()
         if args.inventory:
@@ -259,13 +347,7 @@ class Config:
         else:
             inventory_dir = lab_dir / "inventory"
         return cls(
-            name=name,
-            lab_dir=lab_dir,
-            inventory_dir=inventory_dir,
-            base_addr=args.base_addr,
-            port=args.port,
-            user=args.user,
-            stop_timeout_s=args.stop_timeout,
+            name, lab_dir, inventory_dir, args.base_addr, args.port, args.user, args.stop_timeout
         )
 
     @property
@@ -299,28 +381,23 @@ class Config:
 
     def ssh_options(self) -> list[str]:
         return [
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-        ]
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "IdentitiesOnly=yes",
+        ]  # fmt: skip
 
 
 @contextlib.contextmanager
-def lab_lock(cfg: Config) -> Iterator[None]:
-    """One up or down at a time (any lab of this lab root): a lock on the root directory."""
-    root = cfg.lab_dir.parent
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+def locked(directory: Path) -> Iterator[None]:
+    """One at a time: a lock on the directory (labs of one root, or the images)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"waiting for another lab up/down under {root}")
+            log(f"waiting for another lab command working under {directory}")
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -340,36 +417,21 @@ def load_state(cfg: Config) -> LabState | None:
 
 
 def save_state(cfg: Config, state: LabState) -> None:
-    write_file(cfg.state_file, json.dumps(asdict(state), indent=2) + "\n")
-
-
-# --- Preflight ------------------------------------------------------------------------------
+    write_file(cfg.state_file, json.dumps(asdict(state), indent=2) + "\n", 0o600)
 
 
 def preflight(cfg: Config) -> None:
     problems = []
     if os.geteuid() != 0:
-        problems.append("the lab needs root (namespaces, mounts): run it as root")
-    if not os.access(SSHD, os.X_OK):
-        problems.append(f"sshd not found at {SSHD}: apt-get install openssh-server")
+        problems.append("the lab needs root (containers, cgroups): run it as root")
     for tool, package in TOOLS.items():
         if shutil.which(tool) is None:
             problems.append(f"{tool} not found: apt-get install {package}")
-    if shutil.which("sudo") is None:
-        problems.append("sudo not found (the hosts use become): apt-get install sudo")
-    if not os.access(HOST_PYTHON, os.X_OK):
-        problems.append(f"{HOST_PYTHON} not found (the hosts' Python): apt-get install python3")
-    elif subprocess.run(
-        [HOST_PYTHON, "-c", "import ensurepip, venv"], capture_output=True, check=False
-    ).returncode:
-        problems.append(
-            f"{HOST_PYTHON} cannot make venvs (the roles do): apt-get install python3-venv"
-        )
     if not PROD_LIKE_GROUP_VARS.is_file():
         problems.append(f"{PROD_LIKE_GROUP_VARS} is missing (the lab copies its group_vars)")
-    if re.search(r"[\s,:\\]", str(cfg.lab_dir)):
+    if re.search(r"[\s,:\\]", str(cfg.lab_dir)) or re.search(r"[\s,:\\]", str(IMAGES)):
         problems.append(
-            f"lab dir {cfg.lab_dir} has a space, ',', ':' or '\\' (overlay options): set --lab-dir"
+            f"{cfg.lab_dir} or {IMAGES} has a space, ',', ':' or '\\' (nspawn's --overlay)"
         )
     if problems:
         raise LabError("cannot start the lab:\n  " + "\n  ".join(problems))
@@ -387,33 +449,132 @@ def check_port_free(addr: str, port: int) -> None:
             ) from exc
 
 
+# --- The image -------------------------------------------------------------------------------
+
+
+def local_ca_certificates() -> dict[str, bytes]:
+    """This machine's own certificate authorities: the hosts trust what it trusts (an egress
+    proxy's CA, a company CA), or pip inside them cannot reach the package index."""
+    folder = Path("/usr/local/share/ca-certificates")
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.crt"))} if folder.is_dir() else {}
+
+
+def image_recipe(distro: str, user: str) -> dict:
+    return {
+        "suite": DISTROS[distro],
+        "variant": "minbase",
+        "mirror": MIRROR,
+        "packages": list(PACKAGES),
+        "masked": list(MASKED_UNITS),
+        "user": user,
+        "ca_certificates": {
+            name: hashlib.sha256(data).hexdigest() for name, data in local_ca_certificates().items()
+        },
+        "fixups": IMAGE_FIXUPS_VERSION,
+    }
+
+
+def image_dir(distro: str) -> Path:
+    return IMAGES / f"debian-{distro}"
+
+
+def image_fixups(rootfs: Path, user: str) -> None:
+    """What a lab host needs from its image beyond the packages."""
+    for key in rootfs.glob("etc/ssh/ssh_host_*"):
+        key.unlink()  # each host gets its own
+    write_file(rootfs / "etc" / "machine-id", "")  # each host gets its own
+    for unit in MASKED_UNITS:
+        link = rootfs / "etc" / "systemd" / "system" / unit
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        link.symlink_to("/dev/null")
+    for wants in rootfs.glob("etc/systemd/system/*.wants/getty@*.service"):
+        wants.unlink()
+    for name, data in local_ca_certificates().items():
+        write_file(rootfs / "usr" / "local" / "share" / "ca-certificates" / name, data)
+    run(["chroot", str(rootfs), "update-ca-certificates", "--fresh"], "update-ca-certificates")
+    # pip of Debian's venvs uses its own CA bundle unless told to use the system's.
+    write_file(rootfs / "etc" / "pip.conf", "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+    useradd = [
+        "useradd",
+        "--create-home",
+        "--shell",
+        "/bin/bash",
+        "--user-group",
+        "--password",
+        "*",
+    ]
+    run(["chroot", str(rootfs), *useradd, "--comment", "lab deploy user", user], "useradd")
+    write_file(
+        rootfs / "etc" / "sudoers.d" / "lab-user", f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440
+    )
+    (rootfs / "var" / "log" / "journal").mkdir(exist_ok=True)  # a persistent journal
+    # A locale, or pam_env logs an error at every login (Debian 13 links it to locale.conf).
+    locale = rootfs / "etc" / "default" / "locale"
+    write_file(rootfs / "etc" / "locale.conf" if locale.is_symlink() else locale, "LANG=C.UTF-8\n")
+
+
+def ensure_image(distro: str, user: str) -> Path:
+    """The image's root filesystem, built once per recipe (debootstrap, about a minute)."""
+    recipe = image_recipe(distro, user)
+    folder = image_dir(distro)
+    with locked(IMAGES):
+        recipe_file = folder / "recipe.json"
+        if (folder / "rootfs").is_dir() and read_text(recipe_file) == json.dumps(recipe, indent=2):
+            return folder / "rootfs"
+        started = time.monotonic()
+        log(f"image debian-{distro}: building with debootstrap ({recipe['suite']}, {MIRROR})")
+        building = IMAGES / f".building-debian-{distro}"
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        argv = [
+            "debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+            recipe["suite"], str(building / "rootfs"), MIRROR,
+        ]  # fmt: skip
+        try:
+            run(argv, "debootstrap", timeout=1800)
+            image_fixups(building / "rootfs", user)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        write_file(building / "recipe.json", json.dumps(recipe, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        building.rename(folder)
+        log(f"image debian-{distro}: built in {time.monotonic() - started:.0f} s")
+        return folder / "rootfs"
+
+
+def image_user_ids(rootfs: Path, user: str) -> tuple[int, int, str]:
+    for line in (read_text(rootfs / "etc" / "passwd") or "").splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3]), fields[5]
+    raise LabError(f"user {user} is not in the image {rootfs}: remove lab/images to rebuild it")
+
+
 # --- down -----------------------------------------------------------------------------------
 
 
 def down(cfg: Config, *, reason: str = "down") -> bool:
-    """Stop every process of the lab and remove its files. True if there was anything."""
+    """Stop every host of the lab and remove its files. True if there was anything."""
     state = load_state(cfg)
-    found = lab_processes(cfg.lab_dir)
+    found = lab_nspawns(cfg.name)
     existed = bool(found) or cfg.lab_dir.exists() or is_generated_inventory(cfg.inventory_dir)
     if found:
-        log(f"lab {cfg.name}: stopping {len(found)} process(es) ({reason})")
-    inits = [pid for pid, role in found.items() if role == "init"]
-    for pid in inits:
+        log(f"lab {cfg.name}: stopping {len(found)} host(s) ({reason})")
+    # SIGTERM to nspawn: systemd in the host powers off (each unit stopped in order).
+    for pid in found:
         signal_pid(pid, signal.SIGTERM)
-    # Each init stops its host's processes (stop_timeout_s), then exits: the kernel kills
-    # whatever is left in its PID namespace and the namespace's mounts go with it.
-    alive = wait_gone(list(found), cfg.stop_timeout_s + 2.0)
+    alive = wait_gone(list(found), cfg.stop_timeout_s + 10.0)
     for pid in alive:
         signal_pid(pid, signal.SIGKILL)
     alive = wait_gone(alive, 5.0)
-    # A process started between the scan and the kill (a concurrent `up`) is caught here.
-    alive += [pid for pid in lab_processes(cfg.lab_dir) if pid not in alive]
+    alive += [pid for pid in lab_nspawns(cfg.name) if pid not in alive]
     if alive:
-        raise LabError(f"lab {cfg.name}: processes {alive} survive SIGKILL; not removing files")
-    for point in sorted(mounts_under(cfg.lab_dir), key=len, reverse=True):
-        # Never made here (all mounts live in the hosts' namespaces); an older lab's leftover.
-        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+        raise LabError(f"lab {cfg.name}: hosts {alive} survive SIGKILL; not removing files")
     if state is not None:
+        for host in state.hosts:
+            remove_cgroups(host.cgroups)
         taken = tcp_listeners()
         busy = [f"{h.addr}:{state.port}" for h in state.hosts if (h.addr, state.port) in taken]
         if busy:
@@ -437,97 +598,78 @@ def is_generated_inventory(path: Path) -> bool:
 # --- up -------------------------------------------------------------------------------------
 
 
-SSHD_CONFIG = """\
-# Lab host {host}: written by tools/lab.py (the host's private /etc/ssh).
-ListenAddress {addr}:{port}
-HostKey /etc/ssh/ssh_host_ed25519_key
-PidFile /run/sshd.pid
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-AuthorizedKeysFile .ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-X11Forwarding no
-PrintMotd no
-AcceptEnv LANG LC_*
-MaxStartups 100:30:200
-MaxSessions 100
-Subsystem sftp internal-sftp
-"""
-
-
-def seed_host(cfg: Config, host: str, addr: str, etc_hosts: str, client_pub: str) -> None:
-    """Files the host's init copies into its private filesystem (seed/<path> -> /<path>)."""
-    seed = cfg.host_dir(host) / "seed"
-    key = seed / "etc" / "ssh" / "ssh_host_ed25519_key"
-    key.parent.mkdir(parents=True)
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host, "-f", str(key)], "ssh-keygen")
-    write_file(
-        seed / "etc" / "ssh" / "sshd_config",
-        SSHD_CONFIG.format(host=host, addr=addr, port=cfg.port),
+def seed_host(cfg: Config, host: HostState, rootfs: Path, etc_hosts: str, client_pub: str) -> None:
+    """The host's own files, written into its writable layer before it boots."""
+    layer = cfg.host_dir(host.name) / "layer"
+    for directory in LAYERED_DIRS:
+        (layer / directory).mkdir(parents=True, exist_ok=True)
+    etc = layer / "etc"
+    key = etc / "ssh" / "ssh_host_ed25519_key"
+    key.parent.mkdir(parents=True, exist_ok=True)
+    run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)],
+        "ssh-keygen",
     )
-    write_file(seed / "etc" / "hostname", host + "\n")
-    write_file(seed / "etc" / "hosts", etc_hosts)
-    if cfg.user != "root":
-        write_file(
-            seed / "etc" / "sudoers.d" / "lab-user",
-            f"{cfg.user} ALL=(ALL:ALL) NOPASSWD: ALL\n",
-            0o440,
-        )
-    write_file(cfg.host_dir(host) / "authorized_keys", client_pub)
+    write_file(
+        etc / "ssh" / "sshd_config.d" / "lab.conf",
+        SSHD_CONFIG.format(host=host.name, addr=host.addr, port=cfg.port),
+    )
+    write_file(etc / "hostname", host.name + "\n")
+    write_file(etc / "hosts", etc_hosts)
+    write_file(etc / "machine-id", uuid.uuid4().hex + "\n", 0o444)
+    uid, gid, home = image_user_ids(rootfs, cfg.user)
+    # The home directory in the layer must match the image's, or it would hide the user's
+    # ownership of it (an upper directory's owner and mode win in an overlay).
+    layer_home = layer / home.lstrip("/")
+    layer_home.mkdir(parents=True, exist_ok=True)
+    image_home = os.stat(rootfs / home.lstrip("/"))
+    os.chmod(layer_home, image_home.st_mode & 0o7777)
+    os.chown(layer_home, image_home.st_uid, image_home.st_gid)
+    ssh_dir = layer_home / ".ssh"
+    ssh_dir.mkdir(exist_ok=True)
+    os.chmod(ssh_dir, 0o700)
+    os.chown(ssh_dir, uid, gid)
+    write_file(ssh_dir / "authorized_keys", client_pub, 0o600, (uid, gid))
 
 
-def launch_host(cfg: Config, host: str) -> subprocess.Popen[bytes]:
-    host_dir = cfg.host_dir(host)
-    python = os.path.realpath(sys.executable)  # the base interpreter: not inside the checkout
+def nspawn_argv(cfg: Config, host: HostState, rootfs: Path) -> list[str]:
+    layer = cfg.host_dir(host.name) / "layer"
     argv = [
-        "unshare",
-        "--mount",
-        "--uts",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--propagation",
-        "private",
-        "--kill-child",
-        python,
-        "-I",
-        "-u",
-        str(Path(__file__).resolve()),
-        "init",
-        "--lab-dir",
-        str(cfg.lab_dir),
-        "--host",
-        host,
-        "--user",
-        cfg.user,
-        "--stop-timeout",
-        str(cfg.stop_timeout_s),
+        "systemd-nspawn",
+        f"--machine={machine_name(cfg.name, host.name)}",
+        f"--hostname={host.name}",
+        f"--directory={rootfs}",
+        "--read-only",  # the image is shared; each host writes to its own layer
+        "--register=no",  # no systemd on this machine to register with
+        "--keep-unit",  # run in the cgroup made for this host
+        "--console=passive",
+        "--link-journal=no",
+        "--resolv-conf=copy-host",
+        "--timezone=off",
+        *[f"--overlay=+/{d}:{layer / d}:/{d}" for d in LAYERED_DIRS],
     ]
-    with open(host_dir / "init.log", "ab") as log_file:
+    if host.init == "systemd":
+        return [*argv, "--boot"]
+    return [*argv, "--as-pid2", *SSHD_ONLY]
+
+
+def launch_host(cfg: Config, host: HostState, rootfs: Path) -> subprocess.Popen[bytes]:
+    cgroups = [Path(p) / "cgroup.procs" for p in host.cgroups]
+
+    def enter_cgroups() -> None:
+        for procs in cgroups:
+            procs.write_text(str(os.getpid()))
+
+    with open(cfg.host_dir(host.name) / "console.log", "ab") as console:
         return subprocess.Popen(
-            argv,
+            nspawn_argv(cfg, host, rootfs),
             stdin=subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=console,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=enter_cgroups,  # noqa: PLW1509 (the child joins its cgroups before exec)
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
         )
-
-
-def child_of(pid: int) -> int:
-    raw = read_text(f"/proc/{pid}/task/{pid}/children") or ""
-    children = [int(child) for child in raw.split()]
-    return children[0] if children else 0
-
-
-def read_banner(addr: str, port: int) -> bool:
-    try:
-        with socket.create_connection((addr, port), timeout=0.5) as conn:
-            return conn.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -540,80 +682,83 @@ def wait_ready(cfg: Config, state: LabState, procs: dict[str, subprocess.Popen[b
     waiting = {host.name: host for host in state.hosts}
     while waiting:
         for name, host in list(waiting.items()):
+            console = cfg.host_dir(name) / "console.log"
             if procs[name].poll() is not None:
                 raise LabError(
                     f"host {name} exited during start-up (status {procs[name].returncode}); "
-                    f"{cfg.host_dir(name) / 'init.log'}:\n    "
-                    + log_tail(cfg.host_dir(name) / "init.log")
+                    f"{console}:\n    " + log_tail(console)
                 )
-            if not host.init_pid:
-                host.init_pid = child_of(host.unshare_pid)
-            if host.init_pid and read_banner(host.addr, cfg.port):
+            # Listening is enough: a probe connection would leave errors in the host's journal.
+            if (host.addr, cfg.port) in tcp_listeners():
                 del waiting[name]
         if waiting and time.monotonic() > deadline:
             first = next(iter(waiting))
+            console = cfg.host_dir(first) / "console.log"
             raise LabError(
                 f"hosts {sorted(waiting)} not answering SSH after {READY_TIMEOUT_S:.0f} s; "
-                f"{cfg.host_dir(first) / 'init.log'}:\n    "
-                + log_tail(cfg.host_dir(first) / "init.log")
+                f"{console}:\n    " + log_tail(console)
             )
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def write_known_hosts(cfg: Config, state: LabState) -> None:
     lines = []
     for host in state.hosts:
-        pub = cfg.host_dir(host.name) / "seed" / "etc" / "ssh" / "ssh_host_ed25519_key.pub"
+        pub = cfg.host_dir(host.name) / "layer" / "etc" / "ssh" / "ssh_host_ed25519_key.pub"
         key_type, key_data = pub.read_text().split()[:2]
         target = host.addr if cfg.port == 22 else f"[{host.addr}]:{cfg.port}"
         lines.append(f"{target} {key_type} {key_data}\n")
     write_file(cfg.known_hosts, "".join(lines))
 
 
+def ssh_argv(cfg: Config, addr: str, command: str) -> list[str]:
+    return [
+        "ssh", "-F", "/dev/null", *cfg.ssh_options(), "-o", "BatchMode=yes",
+        "-o", "ConnectTimeout=10", "-i", str(cfg.key_file), "-p", str(cfg.port),
+        "-l", cfg.user, addr, command,
+    ]  # fmt: skip
+
+
+# What every host must answer: its name, sudo without a password, and its init.
+LOGIN_CHECK = "hostname && sudo -n true && cat /proc/1/comm"
+# A booted host: systemd reached its target (`running`, or `degraded` with a unit failed).
+BOOT_CHECK = "systemctl is-system-running --wait"
+
+
 def check_logins(cfg: Config, state: LabState) -> None:
-    """Log in to every host at once as the lab user: its hostname, and sudo without a password."""
-    procs = {
-        host.name: subprocess.Popen(
-            [
-                "ssh",
-                "-F",
-                "/dev/null",
-                *cfg.ssh_options(),
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=10",
-                "-i",
-                str(cfg.key_file),
-                "-p",
-                str(cfg.port),
-                "-l",
-                cfg.user,
-                host.addr,
-                "hostname && sudo -n true",
-            ],
+    """Log in to every host at once as the lab user: name, sudo, and systemd booted."""
+    procs = {}
+    for host in state.hosts:
+        command = LOGIN_CHECK + (f"; {BOOT_CHECK}" if host.init == "systemd" else "")
+        procs[host.name] = subprocess.Popen(
+            ssh_argv(cfg, host.addr, command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for host in state.hosts
-    }
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=30)
-        if proc.returncode != 0 or out.strip() != name:
+    for host in state.hosts:
+        proc = procs[host.name]
+        out, err = proc.communicate(timeout=READY_TIMEOUT_S)
+        lines = out.split()
+        expected_init = "systemd" if host.init == "systemd" else None
+        name_ok = lines[:1] == [host.name]
+        init_ok = expected_init is None or lines[1:2] == [expected_init]
+        boot_ok = host.init != "systemd" or (lines[2:3] and lines[2] in ("running", "degraded"))
+        if not (name_ok and init_ok and boot_ok):
+            console = cfg.host_dir(host.name) / "console.log"
             raise LabError(
-                f"ssh {cfg.user}@{name} failed (status {proc.returncode}, hostname "
-                f"{out.strip()!r}): {err.strip()}\n    init.log:\n    "
-                + log_tail(cfg.host_dir(name) / "init.log")
+                f"ssh {cfg.user}@{host.name} failed (status {proc.returncode}, answered "
+                f"{out.split()!r}): {err.strip()}\n    {console}:\n    " + log_tail(console)
             )
+        if boot_ok and lines[2:3] == ["degraded"]:
+            log(f"warning: {host.name} booted degraded (a unit failed): systemctl --failed in it")
 
 
 INVENTORY_HEADER = """\
 ---
-# Generated by tools/lab.py (make lab-up) on {created}: lab {name},
-# {count} host(s) on this machine, each an sshd in its own mount, UTS and PID namespaces.
-# make lab-down removes it.
+# Generated by tools/lab.py (make lab-up) on {created}: lab {name}, {count} host(s) on this
+# machine, each a systemd-nspawn container ({kinds}). make lab-down removes it.
 # The shape of inventories/prod-like (group_vars/observers.yml is a copy of its group_vars)
 # plus the lab's connection settings. Do not edit: make lab-up rewrites it.
 """
@@ -622,12 +767,14 @@ INVENTORY_HEADER = """\
 def write_inventory(cfg: Config, state: LabState) -> None:
     inv = cfg.inventory_dir
     options = cfg.ssh_options()
-    # One `-o option` a line (a folded scalar: joined with spaces), each quoted for the shell.
     ssh_args = "".join(
         f"      {flag} {shlex.quote(value)}\n" for flag, value in zip(options[::2], options[1::2])
     )
+    kinds = ", ".join(sorted({f"Debian {h.distro} with {h.init}" for h in state.hosts}))
     lines = [
-        INVENTORY_HEADER.format(created=state.created, name=cfg.name, count=len(state.hosts)),
+        INVENTORY_HEADER.format(
+            created=state.created, name=cfg.name, count=len(state.hosts), kinds=kinds
+        ),
         "observers:\n",
         "  hosts:\n",
     ]
@@ -642,21 +789,24 @@ def write_inventory(cfg: Config, state: LabState) -> None:
         f"    ansible_python_interpreter: {HOST_PYTHON}\n",
     ]
     write_file(inv / "hosts.yml", "".join(lines))
-    group_vars = PROD_LIKE_GROUP_VARS.read_text()
     write_file(
         inv / "group_vars" / "observers.yml",
         "# Copied from inventories/prod-like/group_vars/observers.yml by tools/lab.py.\n"
-        + group_vars,
+        + PROD_LIKE_GROUP_VARS.read_text(),
     )
     write_file(inv / GENERATED_MARK, f"lab {cfg.name} {cfg.lab_dir}\n")
 
 
-def up(cfg: Config, count: int) -> None:
+def up(cfg: Config, count: int, distros: str, inits: str) -> None:
     if not 1 <= count <= 250:
         raise LabError(f"--hosts must be 1 to 250 (got {count})")
     addrs = cfg.addresses(count)
+    host_distros = per_host(distros, count, DISTROS, "distro")
+    host_inits = per_host(inits, count, INITS, "init")
     preflight(cfg)
     started = time.monotonic()
+    rootfs = {d: ensure_image(d, cfg.user) for d in sorted(set(host_distros))}
+    booted = time.monotonic()
     if down(cfg, reason="cleaning the previous lab first"):
         log(f"lab {cfg.name}: removed the previous lab")
     if cfg.inventory_dir.exists():
@@ -674,28 +824,44 @@ def up(cfg: Config, count: int) -> None:
         port=cfg.port,
         user=cfg.user,
         created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        hosts=[HostState(name=name, addr=addr) for name, addr in zip(names, addrs)],
+        hosts=[
+            HostState(name=n, addr=a, distro=d, init=i)
+            for n, a, d, i in zip(names, addrs, host_distros, host_inits)
+        ],
     )
     cfg.lab_dir.mkdir(parents=True)
     cfg.lab_dir.chmod(0o700)
     cfg.key_file.parent.mkdir(mode=0o700)
-    keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"lab-{cfg.name}"]
-    run([*keygen, "-f", str(cfg.key_file)], "ssh-keygen")
+    run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"lab-{cfg.name}",
+            "-f",
+            str(cfg.key_file),
+        ],
+        "ssh-keygen",
+    )
     client_pub = cfg.key_file.with_suffix(".pub").read_text()
     etc_hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + "".join(
         f"{addr}\t{name}\n" for name, addr in zip(names, addrs)
     )
-    for name, addr in zip(names, addrs):
-        seed_host(cfg, name, addr, etc_hosts, client_pub)
+    for host in state.hosts:
+        seed_host(cfg, host, rootfs[host.distro], etc_hosts, client_pub)
     save_state(cfg, state)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for host in state.hosts:
-            procs[host.name] = launch_host(cfg, host.name)
-            host.unshare_pid = procs[host.name].pid
+            host.cgroups = make_cgroups(cfg.name, host.name)
+            procs[host.name] = launch_host(cfg, host, rootfs[host.distro])
+            host.nspawn_pid = procs[host.name].pid
         save_state(cfg, state)
         wait_ready(cfg, state, procs)
-        save_state(cfg, state)
         write_known_hosts(cfg, state)
         check_logins(cfg, state)
         write_inventory(cfg, state)
@@ -708,8 +874,11 @@ def up(cfg: Config, count: int) -> None:
         raise
     inv = short_path(cfg.inventory_dir)
     log(
-        f"lab {cfg.name}: {count} host(s) up in {time.monotonic() - started:.1f} s: "
-        + ", ".join(f"{h.name}={h.addr}:{cfg.port}" for h in state.hosts)
+        f"lab {cfg.name}: {count} host(s) up in {time.monotonic() - booted:.1f} s "
+        f"({booted - started:.1f} s for the image): "
+        + ", ".join(
+            f"{h.name}={h.addr}:{cfg.port} (Debian {h.distro}, {h.init})" for h in state.hosts
+        )
     )
     log(f"  inventory: {inv}    try: ansible -i {inv} observers -m ansible.builtin.ping")
     log(
@@ -718,187 +887,77 @@ def up(cfg: Config, count: int) -> None:
     )
 
 
-# --- status ---------------------------------------------------------------------------------
+def restart(cfg: Config, name: str) -> None:
+    """Power a host off and boot it again, as a reboot does (its layer, so its files, stay)."""
+    state = load_state(cfg)
+    if state is None:
+        raise LabError(f"lab {cfg.name} is not running")
+    # The lab's own settings, whatever the command line says.
+    cfg = dataclasses.replace(cfg, port=state.port, user=state.user)
+    hosts = {host.name: host for host in state.hosts}
+    if name not in hosts:
+        raise LabError(f"lab {cfg.name} has no host {name!r} (hosts: {', '.join(hosts)})")
+    host = hosts[name]
+    started = time.monotonic()
+    if is_host_process(host.nspawn_pid, cfg.name, host.name):
+        signal_pid(host.nspawn_pid, signal.SIGTERM)
+        if wait_gone([host.nspawn_pid], cfg.stop_timeout_s + 10.0):
+            raise LabError(f"host {name} did not power off in {cfg.stop_timeout_s + 10:.0f} s")
+    proc = launch_host(cfg, host, image_dir(host.distro) / "rootfs")
+    host.nspawn_pid = proc.pid
+    save_state(cfg, state)
+    wait_ready(cfg, LabState(**{**asdict(state), "hosts": [host]}), {name: proc})
+    check_logins(cfg, LabState(**{**asdict(state), "hosts": [host]}))
+    log(f"lab {cfg.name}: {name} restarted in {time.monotonic() - started:.1f} s")
+
+
+# --- status and cpu -------------------------------------------------------------------------
 
 
 def status(cfg: Config) -> int:
     state = load_state(cfg)
-    found = lab_processes(cfg.lab_dir)
+    found = lab_nspawns(cfg.name)
     if state is None:
         if found:
-            print(f"lab {cfg.name}: no state but {len(found)} leftover process(es): make lab-down")
-            return 1
-        print(f"lab {cfg.name}: not running")
+            print(f"lab {cfg.name}: no state but {len(found)} leftover host(s): make lab-down")
+        else:
+            print(f"lab {cfg.name}: not running")
         return 1
     listeners = tcp_listeners()
     healthy = 0
     print(f"lab {cfg.name}: {len(state.hosts)} host(s), inventory {state.inventory_dir}")
     for host in state.hosts:
-        up_now = host.init_pid in found and found[host.init_pid] == "init"
+        running = host.nspawn_pid in found and is_host_process(host.nspawn_pid, cfg.name, host.name)
         listening = (host.addr, state.port) in listeners
-        namespace = namespace_of(host.init_pid) if up_now else None
-        nprocs = len(processes_in_namespace(namespace)) if namespace else 0
-        ok = up_now and listening
+        seconds = cpu_seconds(host.cgroups)
+        ok = running and listening
         healthy += ok
         print(
-            f"  {host.name:<14} {host.addr}:{state.port:<6} "
-            f"{'up' if ok else 'DOWN':<5} init pid {host.init_pid or '-'}, "
-            f"{nprocs} process(es), sshd {'listening' if listening else 'not listening'}"
+            f"  {host.name:<14} {host.addr}:{state.port:<6} {'up' if ok else 'DOWN':<5} "
+            f"Debian {host.distro}, {host.init}; nspawn pid {host.nspawn_pid or '-'}, "
+            f"sshd {'listening' if listening else 'not listening'}, "
+            f"CPU {'-' if seconds is None else f'{seconds:.1f} s'}"
         )
-    strays = [pid for pid in found if pid not in {h.init_pid for h in state.hosts}]
-    strays = [pid for pid in strays if pid not in {h.unshare_pid for h in state.hosts}]
+    strays = [pid for pid in found if pid not in {h.nspawn_pid for h in state.hosts}]
     if strays:
-        print(f"  leftover processes not in the state: {strays} (make lab-up or lab-down)")
+        print(f"  leftover hosts not in the state: {strays} (make lab-up or lab-down)")
     return 0 if healthy == len(state.hosts) and not strays else 1
 
 
-# --- init: PID 1 of a host ------------------------------------------------------------------
+def cpu(cfg: Config) -> int:
+    """Each host's CPU seconds so far, as JSON (for make bench-scale)."""
+    state = load_state(cfg)
+    if state is None:
+        raise LabError(f"lab {cfg.name} is not running")
+    print(json.dumps({host.name: cpu_seconds(host.cgroups) for host in state.hosts}))
+    return 0
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
-def init_mount(argv: list[str]) -> None:
-    run(["mount", *argv], "mount")
-
-
-def init_filesystem(host_dir: Path) -> None:
-    """Private overlays and tmpfs; only this namespace sees them."""
-    memory = host_dir / "mem"  # a private tmpfs for the overlays the disk cannot hold
-    # The directory holding the lab dir (e.g. /root) last: once it is an overlay, an upper dir
-    # under it would be on overlayfs, which overlay refuses.
-    holds_lab = {d for d in OVERLAY_DIRS if Path(d) in host_dir.parents}
-    for directory in sorted(OVERLAY_DIRS, key=lambda d: d in holds_lab):
-        if not os.path.isdir(directory) or os.path.islink(directory):
-            continue
-        for base in (host_dir / "fs", memory):
-            if base == memory and not os.path.ismount(memory):
-                memory.mkdir(exist_ok=True)
-                init_mount(["-t", "tmpfs", "-o", "mode=0700", "lab-mem", str(memory)])
-            upper, work = base / "upper" / directory[1:], base / "work" / directory[1:]
-            upper.mkdir(parents=True, exist_ok=True)
-            work.mkdir(parents=True, exist_ok=True)
-            options = f"lowerdir={directory},upperdir={upper},workdir={work}"
-            try:
-                init_mount(["-t", "overlay", "-o", options, "lab-overlay", directory])
-                break
-            except LabError as exc:
-                if base == memory:
-                    raise
-                log(f"overlay of {directory} on disk refused, using memory: {exc}")
-    for directory, mode in TMPFS_DIRS:
-        if os.path.isdir(directory):
-            init_mount(["-t", "tmpfs", "-o", f"mode={mode},nosuid,nodev", "lab-tmp", directory])
-    Path("/run/sshd").mkdir(mode=0o755)
-    Path("/run/lock").mkdir(mode=0o1777)
-
-
-def init_read_seed(seed: Path) -> list[tuple[Path, bytes, int]]:
-    """The files of seed/ as (path inside the host, content, mode), read into memory: the lab
-    dir may sit under a directory the host's own tmpfs is about to cover (/tmp, /run)."""
-    files = []
-    for root, _dirs, names in os.walk(seed):
-        for name in names:
-            source = Path(root) / name
-            target = Path("/") / source.relative_to(seed)
-            files.append((target, source.read_bytes(), os.stat(source).st_mode & 0o7777))
-    return files
-
-
-def init_copy_seed(files: list[tuple[Path, bytes, int]]) -> None:
-    """Write the seed's files into the host, keeping their mode; directories as needed."""
-    for target, content, mode in files:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        os.chmod(target, mode)
-        os.chown(target, 0, 0)
-
-
-def init_user(user: str, authorized_keys: str) -> None:
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        run(
-            [*USERADD, "--comment", "lab deploy user", user],
-            "useradd",
-        )
-        entry = pwd.getpwnam(user)
-    ssh_dir = Path(entry.pw_dir) / ".ssh"
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    keys = ssh_dir / "authorized_keys"
-    write_file(keys, authorized_keys, 0o600)
-    for path in (ssh_dir, keys):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def init(lab_dir: Path, host: str, user: str, stop_timeout_s: float) -> int:
-    if os.getpid() != 1:
-        raise LabError("init runs as PID 1 of a lab host (tools/lab.py up starts it)")
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, INIT_COMM, 0, 0, 0)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _raise_stop)
-    host_dir = lab_dir / "hosts" / host
-    sshd_pid = 0
-    try:
-        socket.sethostname(host)
-        # Read what the host needs from the lab dir before its own mounts may cover it.
-        seed = init_read_seed(host_dir / "seed")
-        authorized_keys = (host_dir / "authorized_keys").read_text()
-        init_filesystem(host_dir)
-        init_copy_seed(seed)
-        init_user(user, authorized_keys)
-        # Hide the checkout and the lab dir (keys, the other hosts' files) from the host.
-        hide = [CHECKOUT] + ([lab_dir] if CHECKOUT not in lab_dir.parents else [])
-        for path in hide:
-            if path.exists():  # under the host's own /tmp or /run it is already out of sight
-                init_mount(["-t", "tmpfs", "-o", "mode=0755,size=64k", "lab-hidden", str(path)])
-        os.chdir("/")
-        sshd_pid = subprocess.Popen([SSHD, "-D", "-e"], stdin=subprocess.DEVNULL).pid
-        log(f"{host}: up, sshd pid {sshd_pid} (in the host)")
-        while True:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                time.sleep(1)
-                continue
-            if pid == sshd_pid:
-                log(f"{host}: sshd exited ({status}); the host goes down")
-                return 1
-    except _Stop as stop:
-        log(f"{host}: {stop}, stopping")
-        return 0
-    finally:
-        stop_all(stop_timeout_s)
-
-
-def stop_all(timeout_s: float) -> None:
-    """SIGTERM every process of the namespace, reap for timeout_s; the kernel kills the rest."""
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
-    try:
-        os.kill(-1, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            time.sleep(0.05)
+# --- CLI ------------------------------------------------------------------------------------
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-# --- CLI ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -914,41 +973,63 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     common.add_argument("--base-addr", default=DEFAULT_BASE_ADDR, help="first host's address")
     common.add_argument("--port", type=int, default=DEFAULT_PORT, help="sshd port of every host")
-    common.add_argument("--user", default=DEFAULT_USER, help="SSH user made in every host")
+    common.add_argument("--user", default=DEFAULT_USER, help="SSH user of every host")
     common.add_argument(
-        "--stop-timeout", type=float, default=3.0, help="seconds a host's processes get to stop"
+        "--stop-timeout", type=float, default=10.0, help="seconds a host gets to power off"
     )
     up_parser = sub.add_parser("up", parents=[common], help="(re)create the lab")
     up_parser.add_argument("--hosts", type=int, default=3, help="number of hosts")
+    up_parser.add_argument(
+        "--distro",
+        default="12",
+        help="Debian release of the hosts: 12 or 13, or a list (12,13) cycled over them",
+    )
+    up_parser.add_argument(
+        "--init",
+        default="systemd",
+        help="systemd (PID 1, default) or sshd (no systemd), or a list cycled over the hosts",
+    )
     sub.add_parser("down", parents=[common], help="stop the lab and remove all its files")
     sub.add_parser("status", parents=[common], help="show the hosts; exit 1 unless all are up")
-    init_parser = sub.add_parser("init", help=argparse.SUPPRESS)
-    init_parser.add_argument("--lab-dir", required=True)
-    init_parser.add_argument("--host", required=True)
-    init_parser.add_argument("--user", required=True)
-    init_parser.add_argument("--stop-timeout", type=float, default=3.0)
+    sub.add_parser("cpu", parents=[common], help="each host's CPU seconds so far, as JSON")
+    restart_parser = sub.add_parser("restart", parents=[common], help="reboot one host")
+    restart_parser.add_argument("--host", required=True, help="the host's name (observer-01, ...)")
+    image_parser = sub.add_parser(
+        "image", parents=[common], help="build an image (or check it is current)"
+    )
+    image_parser.add_argument("--distro", default="12", help="12 or 13, or a list")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if args.command == "init":
-            return init(Path(args.lab_dir), args.host, args.user, args.stop_timeout)
         cfg = Config.from_args(args)
         signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: a failed `up` removes its lab
         if args.command == "up":
-            with lab_lock(cfg):
-                up(cfg, args.hosts)
+            with locked(cfg.lab_dir.parent):
+                up(cfg, args.hosts, args.distro, args.init)
+            return 0
+        if args.command == "image":
+            preflight(cfg)
+            for distro in sorted(set(per_host(args.distro, 2, DISTROS, "distro"))):
+                log(f"image debian-{distro}: {ensure_image(distro, cfg.user)}")
             return 0
         if args.command == "down":
             started = time.monotonic()
-            with lab_lock(cfg):
+            with locked(cfg.lab_dir.parent):
                 existed = down(cfg)
-            if existed:
-                log(f"lab {cfg.name}: down in {time.monotonic() - started:.1f} s")
-            else:
-                log(f"lab {cfg.name}: nothing to remove")
+            log(
+                f"lab {cfg.name}: down in {time.monotonic() - started:.1f} s"
+                if existed
+                else f"lab {cfg.name}: nothing to remove"
+            )
+            return 0
+        if args.command == "cpu":
+            return cpu(cfg)
+        if args.command == "restart":
+            with locked(cfg.lab_dir.parent):
+                restart(cfg, args.host)
             return 0
         return status(cfg)
     except LabError as exc:

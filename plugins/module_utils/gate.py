@@ -360,12 +360,17 @@ def _clean_shutdown(shutdown: dict | None) -> dict:
             "the Observer was not running when the run stopped it",
         )
     elapsed = shutdown.get("elapsed_s")
+    ended = (
+        "killed by signal %s" % shutdown["exit_signal"]
+        if shutdown.get("exit_signal")
+        else "exit status %s" % shutdown.get("exit_status")
+    )
     return _criterion(
         "clean_shutdown",
         bool(shutdown.get("stopped_cleanly")),
-        "SIGTERM: exit status %s after %s (timeout %s s)"
+        "SIGTERM: %s after %s (timeout %s s)"
         % (
-            shutdown.get("exit_status"),
+            ended,
             "%.2f s" % elapsed if isinstance(elapsed, (int, float)) else "an unmeasured time",
             shutdown.get("timeout_s"),
         ),

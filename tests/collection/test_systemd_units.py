@@ -30,6 +30,20 @@ RENDER = """
     - {role: monitor, src: tmpfiles.conf.j2, dest: qts-monitor.conf}
   vars:
     role_path: /unused
+
+- name: Render the restart policy for an old and a new systemd
+  ansible.builtin.template:
+    src: "{{ repo }}/roles/_service/templates/restart.conf.j2"
+    dest: "{{ out }}/restart-{{ item.release }}.conf"
+    mode: "0644"
+  loop:
+    - {release: 252, spec: "{{ _observer_service }}"}
+    - {release: 257, spec: "{{ _observer_service }}"}
+  vars:
+    role_path: /unused
+    _service_spec: "{{ item.spec }}"
+    __service_systemd_release: "{{ item.release }}"
+    _service_backoff_systemd: 254
 """
 
 
@@ -63,6 +77,11 @@ def units(tmp_path_factory: pytest.TempPathFactory, ansible_env: dict[str, str])
         # What the quoting must survive: spaces, quotes, backslashes, % specifiers.
         observer_environment={"QTS_OBSERVER_STANDALONE": "1", "NOTE": "50% of a b"},
         monitor_interfaces=["lo"],
+        # Facts the role vars read (the render runs without gathering them).
+        _observer_code_owner="root",
+        _observer_service_manager="systemd",
+        _monitor_code_owner="root",
+        _monitor_service_manager="systemd",
     )
     playbook = out / "render.yml"
     playbook.write_text(
@@ -119,8 +138,6 @@ def test_the_unit_is_hardened(units: Path, unit: str) -> None:
         "ProtectHome=yes",
         "CapabilityBoundingSet=",
         "ReadWritePaths=",
-        "Restart=on-failure",
-        "RestartPreventExitStatus=2",
         "KillSignal=SIGTERM",
         "TimeoutStopSec=10",
     ):
@@ -135,6 +152,29 @@ def test_the_unit_is_hardened(units: Path, unit: str) -> None:
     match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout)
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 2.5, proc.stdout
+
+
+def test_the_restart_policy_is_what_the_hosts_systemd_can_do(units: Path) -> None:
+    """systemd 254 and later back off (RestartSteps=, RestartMaxDelaySec=); 252 cannot, and
+    the drop-in says so instead of promising a backoff it would ignore."""
+    old = (units / "restart-252.conf").read_text()
+    new = (units / "restart-257.conf").read_text()
+    for text in (old, new):
+        for setting in ("Restart=on-failure", "RestartSec=1", "RestartPreventExitStatus=2",
+                        "StartLimitBurst=5", "StartLimitIntervalSec=60"):  # fmt: skip
+            assert re.search(rf"^{re.escape(setting)}$", text, re.M), setting
+    assert "RestartSteps=5" in new and "RestartMaxDelaySec=30" in new  # 1 s x2 ... to 30 s
+    assert "RestartSteps" not in old.replace("# ", "").split("cannot back off")[0]
+    assert not re.search(r"^RestartSteps=", old, re.M) and "cannot back off" in old
+    # This machine's systemd (252) accepts the unit with the drop-in it would get.
+    dropin = units / "qts-observer.service.d"
+    dropin.mkdir(exist_ok=True)
+    (dropin / "restart.conf").write_text(old)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(units / "qts-observer.service")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
 
 
 def test_exec_start_and_environment_are_quoted(units: Path) -> None:

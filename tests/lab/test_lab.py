@@ -1,12 +1,14 @@
-"""The SSH lab (tools/lab.py) for real: namespaces, sshd, keys, no mocks.
+"""The lab (tools/lab.py) for real: systemd-nspawn hosts booting systemd, real SSH, no mocks.
 
 The tests use their own lab (name, addresses, port), never the user's `make lab-up` lab, and
-every test tears its lab down, pass or fail. Needs root and openssh-server, openssh-client, sudo.
+every test tears its lab down, pass or fail. Needs root, systemd-container, debootstrap,
+openssh-client; the first `up` builds the Debian image (cached under lab/images/).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -29,30 +31,6 @@ if not is_root():
 lab = LAB.run
 state = LAB.state
 ssh = LAB.ssh
-lab_processes = LAB.processes
-
-
-def namespace(pid: int, kind: str) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/{kind}")
-    except OSError:
-        return None
-
-
-def pids_in(namespaces: set[str], kind: str) -> list[int]:
-    return [pid for pid in live_pids() if namespace(pid, kind) in namespaces]
-
-
-def identities(pids: list[int]) -> set[tuple[int, str]]:
-    """(pid, start time) of each live pid: a process, not a reused pid or namespace number."""
-    found = set()
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        found.add((pid, stat.rsplit(")", 1)[1].split()[19]))
-    return found
 
 
 def listeners(addrs: set[str]) -> list[str]:
@@ -66,53 +44,68 @@ def listeners(addrs: set[str]) -> list[str]:
     return found
 
 
-def wait_until(predicate, timeout_s: float = 10.0) -> bool:
+def identities(pids: list[int]) -> set[tuple[int, str]]:
+    """(pid, start time) of each live pid: a process, not a reused pid."""
+    found = set()
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        found.add((pid, stat.rsplit(")", 1)[1].split()[19]))
+    return found
+
+
+def wait_until(predicate, timeout_s: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.05)
+        time.sleep(0.1)
     return predicate()
 
 
 @pytest.fixture
 def lab_up() -> Iterator[dict]:
-    """A 2-host test lab; always torn down, whatever the test did."""
+    """A 2-host test lab (Debian 12, systemd); always torn down, whatever the test did."""
     lab("down")  # a crashed earlier run
     try:
         lab("up", "--hosts", "2")
         yield state()
     finally:
         lab("down")
-        assert not lab_processes()
+        assert not LAB.processes()
 
 
-def test_hosts_are_separate_machines_over_ssh(lab_up):
+def test_hosts_boot_systemd_and_are_separate_machines_over_ssh(lab_up):
     one, two = lab_up["hosts"]
     assert [one["addr"], two["addr"]] == ["127.0.0.231", "127.0.0.232"]
-    assert ssh(one["addr"], "hostname").stdout.strip() == one["name"] == "observer-01"
-    assert ssh(two["addr"], "hostname").stdout.strip() == two["name"] == "observer-02"
+    for host in (one, two):
+        answer = ssh(host["addr"], "hostname; cat /proc/1/comm; systemctl is-system-running").stdout
+        assert answer.split() == [host["name"], "systemd", "running"], answer
+    ids = [ssh(h["addr"], "cat /etc/machine-id").stdout.strip() for h in (one, two)]
+    assert len(set(ids)) == 2 and all(len(i) == 32 for i in ids)
 
-    # Own process tables: PID 1 is the host's init, only a handful of processes, and a
-    # process started in one host is not in the other's table.
-    assert namespace(one["init_pid"], "pid") != namespace(two["init_pid"], "pid")
+    # Own process tables, own files and users (as root through sudo: become), own journal.
     ssh(one["addr"], "nohup sleep 4242 >/dev/null 2>&1 &")
-    table_one = ssh(one["addr"], "cat /proc/1/comm; ps -e -o args=").stdout
-    table_two = ssh(two["addr"], "cat /proc/1/comm; ps -e -o args=").stdout
-    assert table_one.startswith("lab-init\n") and table_two.startswith("lab-init\n")
-    assert "sleep 4242" in table_one and "sleep 4242" not in table_two
-    assert len(table_two.splitlines()) < 15, table_two
-
-    # Own files and users, as root through sudo (become): invisible elsewhere.
+    assert "sleep 4242" in ssh(one["addr"], "ps -e -o args=").stdout
+    assert "sleep 4242" not in ssh(two["addr"], "ps -e -o args=").stdout
     ssh(one["addr"], f"sudo -n touch {MARKER} && sudo -n useradd --system qts-lab-test")
     assert ssh(one["addr"], f"test -e {MARKER} && id qts-lab-test", check=False).returncode == 0
     assert ssh(two["addr"], f"test -e {MARKER} || id qts-lab-test", check=False).returncode != 0
     assert not Path(MARKER).exists()
     assert "qts-lab-test:" not in Path("/etc/passwd").read_text()
-    # The checkout (keys, the other hosts' files) is hidden from the hosts.
+    ssh(one["addr"], "logger -t qts-lab-test hello-from-one")
+    assert "hello-from-one" in ssh(one["addr"], "sudo -n journalctl -t qts-lab-test -q").stdout
+    assert "hello-from-one" not in ssh(two["addr"], "sudo -n journalctl -t qts-lab-test -q").stdout
+    # The checkout (keys, the other hosts' layers) is not in the hosts.
     assert ssh(one["addr"], f"test -e {LAB_DIR / 'ssh'}", check=False).returncode != 0
 
-    # The written inventory works with Ansible: become, the prod-like group_vars.
+    # Each host runs in a cgroup of its own: its CPU time is its own.
+    seconds = json.loads(lab("cpu").stdout)
+    assert set(seconds) == {"observer-01", "observer-02"} and all(s > 0 for s in seconds.values())
+
+    # The written inventory works with Ansible: become, and systemd as the service manager.
     result = subprocess.run(
         [
             str(ROOT / ".venv" / "bin" / "ansible"),
@@ -120,9 +113,9 @@ def test_hosts_are_separate_machines_over_ssh(lab_up):
             str(LAB.inventory),
             "observers",
             "-m",
-            "ansible.builtin.command",
+            "ansible.builtin.setup",
             "-a",
-            "id -un",
+            "gather_subset=!all,!min,service_mgr,user",
         ],
         cwd=ROOT,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
@@ -132,43 +125,36 @@ def test_hosts_are_separate_machines_over_ssh(lab_up):
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("CHANGED | rc=0 >>\nroot") == 2, result.stdout
+    assert result.stdout.count("ansible_service_mgr: systemd") == 2, result.stdout
+    assert result.stdout.count("ansible_user_id: root") == 2, result.stdout
 
 
-def test_down_leaves_no_process_mount_listener_or_key(lab_up):
-    inits = [host["init_pid"] for host in lab_up["hosts"]]
-    pid_namespaces = {namespace(pid, "pid") for pid in inits}
-    mount_namespaces = {namespace(pid, "mnt") for pid in inits}
+def test_down_leaves_no_process_cgroup_listener_or_key(lab_up):
     addrs = {host["addr"] for host in lab_up["hosts"]}
-    in_hosts = pids_in(pid_namespaces, "pid")
-    assert len(in_hosts) >= 4 and None not in pid_namespaces | mount_namespaces
-    processes = identities(in_hosts + lab_processes())
+    processes = identities(LAB.processes())
+    assert len(processes) >= 8, processes  # nspawn, systemd, journald, sshd... per host
+    assert LAB.cgroups()
     assert sorted(listeners(addrs)) == ["127.0.0.231:2231", "127.0.0.232:2231"]
 
     result = lab("down")
     assert "down in" in result.stderr
 
-    assert not lab_processes()
+    assert not LAB.processes()
     assert not processes & identities(live_pids()), "a process of a host survived"
-    assert not pids_in(pid_namespaces, "pid"), "a host's PID namespace survived"
-    assert not pids_in(mount_namespaces, "mnt"), "a host's mount namespace survived"
-    assert str(LAB_DIR) not in Path("/proc/self/mountinfo").read_text()
+    assert not LAB.cgroups(), "a cgroup of the lab was left"
     assert not listeners(addrs)
-    assert not LAB_DIR.exists(), "keys or host files left"
+    assert not LAB_DIR.exists(), "keys or host layers left"
     assert lab("status", check=False).returncode == 1
     assert "nothing to remove" in lab("down").stderr
 
 
 def test_up_after_a_crash_cleans_up_and_comes_back(lab_up):
-    hosts = lab_up["hosts"]
-    old_namespaces = {namespace(host["init_pid"], "pid") for host in hosts}
     old_known_hosts = (LAB_DIR / "ssh" / "known_hosts").read_text()
-    # The crash: every process of the lab (sshd, inits, unshares) killed at once; files stay.
-    victims = pids_in(old_namespaces, "pid") + [host["unshare_pid"] for host in hosts]
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError):  # gone with its namespace's init
+    # The crash: every process of the lab killed at once; files and cgroups stay.
+    for pid in LAB.processes():
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not lab_processes() and not pids_in(old_namespaces, "pid"))
+    assert wait_until(lambda: not LAB.processes())
     assert (LAB_DIR / "state.json").exists()
     assert lab("status", check=False).returncode == 1
 
@@ -179,16 +165,33 @@ def test_up_after_a_crash_cleans_up_and_comes_back(lab_up):
     assert lab("status").returncode == 0
 
 
-def test_up_replaces_a_live_lab_whose_state_is_lost(lab_up):
-    old = lab_up["hosts"]
-    old_namespaces = {namespace(host["init_pid"], "pid") for host in old}
-    old_processes = identities(pids_in(old_namespaces, "pid") + lab_processes())
-    assert len(old_processes) >= 6  # an unshare, an init and an sshd per host
-    ssh(old[0]["addr"], f"sudo -n touch {MARKER}")
-    (LAB_DIR / "state.json").unlink()  # the controller crashed: hosts alive, state gone
+def test_a_host_without_systemd_and_a_debian_13_host(tmp_path):
+    """`--init sshd`: nspawn's stub init and sshd, no systemd (the supervisor's path);
+    `--distro 13`: Debian 13 with its own systemd."""
+    lab("down")
+    try:
+        lab("up", "--hosts", "2", "--init", "sshd,systemd", "--distro", "12,13")
+        one, two = state()["hosts"]
+        assert (one["init"], one["distro"], two["init"], two["distro"]) == (
+            "sshd",
+            "12",
+            "systemd",
+            "13",
+        )
+        assert ssh(one["addr"], "cat /proc/1/comm").stdout.strip() != "systemd"
+        assert ssh(one["addr"], "test -d /run/systemd/system", check=False).returncode != 0
+        release = ssh(two["addr"], ". /etc/os-release && echo $VERSION_ID; cat /proc/1/comm").stdout
+        assert release.split() == ["13", "systemd"]
+        assert ssh(one["addr"], "sudo -n true; hostname").stdout.strip() == "observer-01"
+    finally:
+        lab("down")
+        assert not LAB.processes()
 
-    lab("up", "--hosts", "2")
-    # (Namespace numbers are reused once free: compare processes, not namespaces.)
-    assert not old_processes & identities(live_pids()), "the old hosts survived"
-    assert len(lab_processes()) == 4  # two hosts: an unshare and an init each
-    assert ssh(old[0]["addr"], f"test -e {MARKER}", check=False).returncode != 0
+
+def test_the_image_is_kept_and_reused():
+    """`up` builds an image once per recipe (release, packages, fix-ups, CA certificates)."""
+    result = lab("image", "--distro", "12")
+    assert "building" not in result.stderr, "an image matching its recipe was rebuilt"
+    recipe = json.loads((ROOT / "lab" / "images" / "debian-12" / "recipe.json").read_text())
+    assert recipe["suite"] == "bookworm" and "openssh-server" in recipe["packages"]
+    assert "getty@tty1.service" in recipe["masked"]

@@ -1,14 +1,18 @@
 """The stress run on several hosts at once, over real SSH, with faults: three lab hosts
-(tools/lab.py), the real roles, Observers and monitors, `make smoke` as users run it.
+(tools/lab.py: systemd-nspawn containers booting systemd, so the roles take their systemd
+path), the real roles, Observers and monitors, `make smoke` as users run it.
 
 Lab hosts share this machine's CPU (each monitor sees the whole machine), so the levels here
-use lenient thresholds: only a crash, lost data or an unreachable host can fail them.
+use lenient thresholds: only a crash, lost data, an unreachable host or an unclean stop can
+fail them.
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 from labkit import NEEDS_ROOT, Lab, is_root
 from stressrun import (
+    ROOT,
     SmokeRun,
     failure_messages,
     latest_report,
@@ -107,6 +112,15 @@ def test_one_observer_killed_fails_that_host_only(lab, tmp_path):
     for host in HOSTS:
         assert f"[progress] {host} L2" in run.text
     assert any("process failure" in message for message in failure_messages(junit))
+    # systemd restarted the killed Observer (Restart=on-failure); the others never crashed.
+    for host, addr in lab.items():
+        restarts = LAB.ssh(addr, "systemctl show --property=NRestarts --value qts-observer").stdout
+        assert int(restarts) == (1 if host == VICTIM else 0), (host, restarts)
+    # Every stop was SIGTERM, judged by how the Observer really ended, its time measured.
+    for host in HOSTS:
+        (stop,) = [c for c in report["hosts"][host]["criteria"] if c["name"] == "clean_shutdown"]
+        assert stop["verdict"] == "PASS" and 0 < stop["measured"] < 10, stop
+        assert "exit status 0 after" in stop["evidence"], stop
 
 
 def test_unreachable_host_is_reported_and_the_others_run_to_the_end(lab, tmp_path):
@@ -164,3 +178,36 @@ def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
     assert "stopped by stress_any_errors_fatal" in bystander, bystander
     # The whole run stopped, yet every host was still stopped cleanly and its data fetched.
     assert_raw_data_fetched(run_dir, HOSTS)
+
+
+def test_an_observer_that_dies_on_sigterm_fails_its_clean_shutdown(lab, tmp_path):
+    """observer-03 runs an Observer that dies on SIGTERM without draining (systemd's own
+    Result= still says success): its clean shutdown is a FAIL, the others' a measured PASS.
+    Last in the module: it leaves that Observer on observer-03."""
+    dying = tmp_path / "sigterm-dies"
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "support" / "sigterm_dies.py"),
+         str(ROOT / "files" / "observer"), str(dying)],
+        check=True,
+    )  # fmt: skip
+    inventory = tmp_path / "inventory"
+    shutil.copytree(LAB.inventory, inventory)
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars" / "observer-03.yml").write_text(f"observer_source_dir: {dying}\n")
+    artifacts = tmp_path / "artifacts"
+    result = make_smoke(inventory, artifacts, *levels_args([lenient_level(20, 5)]))
+    assert result.returncode != 0, result.stdout[-4000:]
+
+    report, _, _ = latest_report(artifacts)
+    stops = {
+        host: next(c for c in report["hosts"][host]["criteria"] if c["name"] == "clean_shutdown")
+        for host in HOSTS
+    }
+    assert stops["observer-03"]["verdict"] == "FAIL", stops["observer-03"]
+    assert "killed by signal 15" in stops["observer-03"]["evidence"]
+    assert report["hosts"]["observer-03"]["verdict"] == "FAIL"
+    for host in ("observer-01", "observer-02"):
+        assert stops[host]["verdict"] == "PASS" and stops[host]["measured"] > 0, stops[host]
+        assert report["hosts"][host]["verdict"] == "PASS"
+    (reason,) = report["reasons"]
+    assert reason == "observer-03: run-wide clean_shutdown", reason

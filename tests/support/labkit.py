@@ -1,5 +1,6 @@
 """A lab of tools/lab.py driven from tests: its own name, addresses and port, so that tests
-never touch the user's `make lab-up` lab. Needs root and openssh-server, openssh-client, sudo."""
+never touch the user's `make lab-up` lab. Needs root, systemd-container, debootstrap and
+openssh-client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from stressrun import ROOT, user_env
 
 LAB_TOOL = ROOT / "tools" / "lab.py"
-NEEDS_ROOT = "the lab needs root (namespaces, mounts, sshd)"
+NEEDS_ROOT = "the lab needs root (systemd-nspawn containers, cgroups)"
 
 
 def is_root() -> bool:
@@ -53,7 +54,7 @@ class Lab:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=900,  # the first `up` builds the image (about a minute per release)
         )
         if check:
             assert result.returncode == 0, f"lab {command}: {result.stdout}\n{result.stderr}"
@@ -84,16 +85,23 @@ class Lab:
         return result
 
     def processes(self) -> list[int]:
-        """Live processes started for this lab (the unshares and the hosts' inits)."""
+        """Live processes of this lab: its systemd-nspawns and everything in its hosts."""
+        machine = f"--machine=qtslab-{self.name}-"
+        cgroup = f"/qtslab-{self.name}/"
         found = []
         for pid in live_pids():
             try:
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                groups = Path(f"/proc/{pid}/cgroup").read_text()
             except OSError:
                 continue
-            if str(self.dir).encode() in argv:
+            if any(arg.startswith(machine.encode()) for arg in argv) or cgroup in groups:
                 found.append(pid)
         return found
+
+    def cgroups(self) -> list[Path]:
+        """The lab's cgroup folders, in every hierarchy."""
+        return [p for p in Path("/sys/fs/cgroup").glob(f"**/qtslab-{self.name}") if p.is_dir()]
 
 
 def live_pids() -> list[int]:
