@@ -29,7 +29,7 @@ $(BIN)/.installed: requirements.txt files/observer/requirements.txt
 venv: $(BIN)/.installed ## Create the virtualenv with the pinned controller and test tools
 
 # Workers of the pytest suite: its modules run side by side (waits dominate: levels, cooldowns).
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 
 test: venv collection ## Every test, lint and Molecule scenario, in timed phases (tools/phases.py)
 	$(BIN)/python tools/phases.py \
@@ -45,7 +45,7 @@ lint-python: venv
 	$(BIN)/ruff format --check .
 
 pytest: venv collection ## Unit and integration tests (PYTEST_WORKERS modules at once)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=12
 
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)

@@ -5,7 +5,8 @@
 
 Every line a job prints is shown as it comes, prefixed with the job's name; at the end a
 table gives each job's and each phase's wall time and exit status. The run stops after the
-first phase with a failed job and exits 1. Jobs of one phase must not share state: make
+first phase with a failed job and exits 1; a failed job's last lines are repeated above the
+table. Jobs of one phase must not share state: make
 test runs the lint beside the image build, and the pytest suite beside the Molecule
 scenarios (each has its own lab, addresses and files). Standard library only.
 """
@@ -18,7 +19,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+
+# Lines of a failed job shown again under the phase table: a CI log is often read from its
+# end, and pytest's or Molecule's summary is in the job's last lines.
+TAIL_LINES = 60
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Job:
     command: str
     status: int | None = None
     seconds: float = 0.0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
 def parse(argv: list[str]) -> list[tuple[str, list[Job]]]:
@@ -63,6 +70,7 @@ def run_job(job: Job, width: int) -> None:
     )
     assert proc.stdout is not None
     for line in proc.stdout:
+        job.tail.append(line)
         with _print_lock:
             print(f"[{job.name:<{width}}] {line}", end="", flush=True)
     job.status = proc.wait()
@@ -86,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         if any(job.status != 0 for job in jobs):
             failed = True
             break
+    for _, _, jobs in done:
+        for job in jobs:
+            if job.status != 0:
+                print(f"\n== last {len(job.tail)} lines of {job.name} (exit {job.status})")
+                print("".join(job.tail), end="")
     print("\n== phase times")
     total = 0.0
     for name, seconds, jobs in done:

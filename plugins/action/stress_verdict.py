@@ -38,6 +38,7 @@ display = Display()
 HOST_VARIABLES = {
     "reach": "__stress_reach",
     "failure": "__stress_failure",
+    "failure_is_verdict": "__stress_failure_is_verdict",
     "levels": "__stress_judged",
     "final": "__stress_host_verdict",
     "warnings": "__stress_warnings",

@@ -27,6 +27,12 @@ def _unmeasured(criterion: str, reason: str) -> dict:
     return {"criterion": criterion, "reason": reason}
 
 
+def under_limit(value: float, limit: float) -> bool:
+    """A share of the machine must stay under its limit; a limit of 100 % is no limit (a
+    saturated machine reads exactly 100 %, and nothing reads more)."""
+    return value < limit or limit >= 100.0
+
+
 def observer_share(metrics: dict, resource: str) -> str:
     """How much of the system's figure was the Observer's own, for a breach message."""
     if resource == "cpu":
@@ -103,16 +109,17 @@ def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> 
             ("memory_pct", "memory", "max_memory_pct", "memory"),
         ):
             value = metrics[key]["sustained"]
-            if value >= thresholds[limit_key]:
-                breaches.append(
-                    _breach(
-                        limit_key,
-                        value,
-                        thresholds[limit_key],
-                        "sustained %s %.1f %% not under %g %% (%s)"
-                        % (name, value, thresholds[limit_key], observer_share(metrics, resource)),
-                    )
+            if under_limit(value, thresholds[limit_key]):
+                continue
+            breaches.append(
+                _breach(
+                    limit_key,
+                    value,
+                    thresholds[limit_key],
+                    "sustained %s %.1f %% not under %g %% (%s)"
+                    % (name, value, thresholds[limit_key], observer_share(metrics, resource)),
                 )
+            )
     for key in ("lost", "duplicated", "modified"):
         if metrics[key] > 0:
             breaches.append(
@@ -215,7 +222,9 @@ def _resources(levels: list[dict], limits: dict) -> dict:
     cpu_level = max(measured, key=lambda lv: lv["cpu_pct"]["sustained"])
     mem_level = max(measured, key=lambda lv: lv["memory_pct"]["sustained"])
     peak_cpu, peak_mem = cpu_level["cpu_pct"]["sustained"], mem_level["memory_pct"]["sustained"]
-    failed = peak_cpu >= limits["max_cpu_pct"] or peak_mem >= limits["max_memory_pct"]
+    failed = not under_limit(peak_cpu, limits["max_cpu_pct"]) or not under_limit(
+        peak_mem, limits["max_memory_pct"]
+    )
     evidence = (
         "highest sustained CPU %.1f %% at %g/s (limit %g; %s), memory %.1f %% at %g/s (limit %g; %s)"
         % (

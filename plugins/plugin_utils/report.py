@@ -90,6 +90,7 @@ def empty_outcome() -> dict:
         "warnings": [],
         "phase": None,
         "collected": None,
+        "failure_is_verdict": False,
     }
 
 
@@ -148,9 +149,9 @@ def _host_reasons(name: str, entry: Mapping[str, Any]) -> str:
     if unmeasured:
         reasons.append("NOT MEASURED %s" % ", ".join(str(c.get("name")) for c in unmeasured))
     message = entry.get("message")
-    if message and all(lv.get("verdict") == PASSED for lv in entry["levels"]):
-        # Failed outside its levels (a failed task, stopped because another host failed, an
-        # Observer that was not running): say why first.
+    if message and not entry.get("failure_is_verdict"):
+        # Failed for a cause beyond its figures (a failed task, stopped because another host
+        # failed, an Observer that was not running): say why first.
         reasons.insert(0, shorten(message))
     # Hosts are separated by "; " on the verdict line, so a host's reasons use ", ".
     return "%s: %s" % (name, ", ".join(reasons or [entry["verdict"]]))
@@ -193,6 +194,7 @@ def build_report(
             entry["observer"] = outcome["final"]["observer"]
         entry["warnings"] = list(outcome["warnings"] or [])
         entry["artifacts"] = outcome["collected"] or {}
+        entry["failure_is_verdict"] = bool(outcome.get("failure_is_verdict"))
         entries[name] = entry
         if verdict != PASSED and not refused:
             reasons.append(_host_reasons(name, entry))

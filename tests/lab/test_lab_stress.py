@@ -26,12 +26,13 @@ from stressrun import (
     latest_report,
     lenient_level,
     levels_args,
-    make_smoke,
 )
 
 LAB = Lab(name="pytest-stress", base_addr="127.0.0.241", port=2241)
 HOSTS = ["observer-01", "observer-02", "observer-03"]
 VICTIM = "observer-02"
+# Runs an Observer that dies on SIGTERM without draining, in the bad-day run.
+DYING = "observer-03"
 # A host of the inventory where nothing answers: a machine that is down.
 DOWN_HOST, DOWN_ADDR = "observer-09", "127.0.0.249"
 RAW_DATA = ("system_monitor.csv", "observer.log", "metrics.jsonl")
@@ -72,86 +73,14 @@ def assert_raw_data_fetched(run_dir: Path, hosts: list[str]) -> None:
             assert (run_dir / host / name).is_file(), f"{host}/{name} not fetched"
 
 
-def assert_passed_every_level(report: dict, host: str, planned: int) -> None:
+def assert_passed_every_level(report: dict, host: str, planned: int, verdict: str = "PASS") -> None:
     entry = report["hosts"][host]
-    assert entry["verdict"] == "PASS", entry
+    assert entry["verdict"] == verdict, entry
     assert len(entry["levels"]) == planned
     for level in entry["levels"]:
         assert level["verdict"] == "PASS", level["breaches"]
         assert level["sent"] == level["written"] == level["rate"] * level["duration_s"]
         assert level["lost"] == level["duplicated"] == level["modified"] == 0
-
-
-def test_one_observer_killed_fails_that_host_only(lab, tmp_path):
-    artifacts = tmp_path / "artifacts"
-    run = SmokeRun(
-        LAB.inventory, artifacts, *levels_args([lenient_level(20, 5), lenient_level(20, 15)])
-    )
-    killed_at = kill_observer_mid_level_2(run, lab[VICTIM])
-    assert run.wait() != 0, run.text[-4000:]
-
-    report, junit, run_dir = latest_report(artifacts)
-    assert sorted(report["hosts"]) == HOSTS
-    assert report["verdict"] == "FAIL"
-    victim = report["hosts"][VICTIM]
-    assert victim["verdict"] == "FAIL"
-    level2 = victim["levels"][1]
-    assert level2["failure"].startswith("process failure"), level2
-    assert level2["finished_at"] - killed_at < 2.0, "the level did not end within 2 s of the crash"
-    for host in HOSTS:
-        if host != VICTIM:
-            assert_passed_every_level(report, host, planned=2)
-    # The levels started together on every host.
-    for number in (0, 1):
-        starts = [report["hosts"][host]["levels"][number]["started_at"] for host in HOSTS]
-        assert max(starts) - min(starts) < 1.0, starts
-    assert_raw_data_fetched(run_dir, HOSTS)
-    (reason,) = report["reasons"]  # the other hosts are not named
-    assert reason.startswith(f"{VICTIM}: L2 process_failure: process failure"), reason
-    assert f"STRESS VERDICT: FAIL ({reason}" in run.text
-    for host in HOSTS:
-        assert f"[progress] {host} L2" in run.text
-    assert any("process failure" in message for message in failure_messages(junit))
-    # systemd restarted the killed Observer (Restart=on-failure); the others never crashed.
-    for host, addr in lab.items():
-        restarts = LAB.ssh(addr, "systemctl show --property=NRestarts --value qts-observer").stdout
-        assert int(restarts) == (1 if host == VICTIM else 0), (host, restarts)
-    # Every stop was SIGTERM, judged by how the Observer really ended, its time measured.
-    for host in HOSTS:
-        (stop,) = [c for c in report["hosts"][host]["criteria"] if c["name"] == "clean_shutdown"]
-        assert stop["verdict"] == "PASS" and 0 < stop["measured"] < 10, stop
-        assert "exit status 0 after" in stop["evidence"], stop
-
-
-def test_unreachable_host_is_reported_and_the_others_run_to_the_end(lab, tmp_path):
-    with socket.socket() as probe:
-        assert probe.connect_ex((DOWN_ADDR, LAB.port)) != 0, f"{DOWN_ADDR} must not answer"
-    inventory = tmp_path / "inventory"
-    shutil.copytree(LAB.inventory, inventory)
-    (inventory / "down.yml").write_text(
-        f"observers:\n  hosts:\n    {DOWN_HOST}:\n      ansible_host: {DOWN_ADDR}\n"
-    )
-    artifacts = tmp_path / "artifacts"
-    result = make_smoke(
-        inventory, artifacts, *levels_args([lenient_level(20, 5), lenient_level(20, 5)])
-    )
-    assert result.returncode != 0, result.stdout[-4000:]
-
-    report, junit, run_dir = latest_report(artifacts)
-    assert sorted(report["hosts"]) == [*HOSTS, DOWN_HOST]
-    assert report["hosts"][DOWN_HOST]["verdict"] == "UNREACHABLE"
-    assert report["hosts"][DOWN_HOST]["levels"] == []
-    for host in HOSTS:
-        assert_passed_every_level(report, host, planned=2)
-    assert_raw_data_fetched(run_dir, HOSTS)
-    assert f"{DOWN_HOST}: unreachable" in result.stdout
-    unreachable = [
-        failure.get("message") or ""
-        for case in junit.iter("testcase")
-        if (case.get("classname") or "").startswith(f"{DOWN_HOST}.")
-        for failure in case.iter("failure")
-    ]
-    assert unreachable and all("unreachable" in message.lower() for message in unreachable)
 
 
 def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
@@ -180,10 +109,13 @@ def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
     assert_raw_data_fetched(run_dir, HOSTS)
 
 
-def test_an_observer_that_dies_on_sigterm_fails_its_clean_shutdown(lab, tmp_path):
-    """observer-03 runs an Observer that dies on SIGTERM without draining (systemd's own
-    Result= still says success): its clean shutdown is a FAIL, the others' a measured PASS.
+def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
+    """One fleet run, several faults at once, each judged on its own host: observer-02's
+    Observer is SIGKILLed mid-level (systemd restarts it), observer-03 runs an Observer that
+    dies on SIGTERM without draining, observer-09 is down. observer-01 is healthy and passes.
     Last in the module: it leaves that Observer on observer-03."""
+    with socket.socket() as probe:
+        assert probe.connect_ex((DOWN_ADDR, LAB.port)) != 0, f"{DOWN_ADDR} must not answer"
     dying = tmp_path / "sigterm-dies"
     subprocess.run(
         [sys.executable, str(ROOT / "tests" / "support" / "sigterm_dies.py"),
@@ -193,21 +125,66 @@ def test_an_observer_that_dies_on_sigterm_fails_its_clean_shutdown(lab, tmp_path
     inventory = tmp_path / "inventory"
     shutil.copytree(LAB.inventory, inventory)
     (inventory / "host_vars").mkdir()
-    (inventory / "host_vars" / "observer-03.yml").write_text(f"observer_source_dir: {dying}\n")
+    (inventory / "host_vars" / f"{DYING}.yml").write_text(f"observer_source_dir: {dying}\n")
+    (inventory / "down.yml").write_text(
+        f"observers:\n  hosts:\n    {DOWN_HOST}:\n      ansible_host: {DOWN_ADDR}\n"
+    )
     artifacts = tmp_path / "artifacts"
-    result = make_smoke(inventory, artifacts, *levels_args([lenient_level(20, 5)]))
-    assert result.returncode != 0, result.stdout[-4000:]
+    run = SmokeRun(
+        inventory, artifacts, *levels_args([lenient_level(20, 5), lenient_level(20, 15)])
+    )
+    killed_at = kill_observer_mid_level_2(run, lab[VICTIM])
+    assert run.wait() != 0, run.text[-4000:]
 
-    report, _, _ = latest_report(artifacts)
+    report, junit, run_dir = latest_report(artifacts)
+    assert sorted(report["hosts"]) == [*HOSTS, DOWN_HOST]
+    assert report["verdict"] == "FAIL"
+    verdicts = {host: entry["verdict"] for host, entry in report["hosts"].items()}
+    assert verdicts == {
+        "observer-01": "PASS",
+        VICTIM: "FAIL",
+        DYING: "FAIL",
+        DOWN_HOST: "UNREACHABLE",
+    }
+
+    # The crash: its level ends within 2 s, systemd restarts the Observer; nobody else crashed.
+    level2 = report["hosts"][VICTIM]["levels"][1]
+    assert level2["failure"].startswith("process failure"), level2
+    assert level2["finished_at"] - killed_at < 2.0, "the level did not end within 2 s of the crash"
+    for host, addr in lab.items():
+        restarts = LAB.ssh(addr, "systemctl show --property=NRestarts --value qts-observer").stdout
+        assert int(restarts) == (1 if host == VICTIM else 0), (host, restarts)
+    # The stops: SIGTERM, judged by how each Observer really ended, the time measured.
     stops = {
         host: next(c for c in report["hosts"][host]["criteria"] if c["name"] == "clean_shutdown")
         for host in HOSTS
     }
-    assert stops["observer-03"]["verdict"] == "FAIL", stops["observer-03"]
-    assert "killed by signal 15" in stops["observer-03"]["evidence"]
-    assert report["hosts"]["observer-03"]["verdict"] == "FAIL"
-    for host in ("observer-01", "observer-02"):
-        assert stops[host]["verdict"] == "PASS" and stops[host]["measured"] > 0, stops[host]
-        assert report["hosts"][host]["verdict"] == "PASS"
-    (reason,) = report["reasons"]
-    assert reason == "observer-03: run-wide clean_shutdown", reason
+    for host in ("observer-01", VICTIM):
+        assert stops[host]["verdict"] == "PASS" and 0 < stops[host]["measured"] < 10, stops[host]
+        assert "exit status 0 after" in stops[host]["evidence"], stops[host]
+    assert stops[DYING]["verdict"] == "FAIL" and "killed by signal 15" in stops[DYING]["evidence"]
+    # The healthy host and the dying one ran every level, in step with the others.
+    for host in ("observer-01", DYING):
+        assert_passed_every_level(report, host, planned=2, verdict=verdicts[host])
+    for number in (0, 1):
+        starts = [report["hosts"][host]["levels"][number]["started_at"] for host in HOSTS]
+        assert max(starts) - min(starts) < 1.0, starts
+    assert report["hosts"][DOWN_HOST]["levels"] == []
+    assert_raw_data_fetched(run_dir, HOSTS)
+
+    # Each non-PASS host is named with its own cause, and only that.
+    reasons = dict(reason.split(": ", 1) for reason in report["reasons"])
+    assert set(reasons) == {VICTIM, DYING, DOWN_HOST}
+    assert reasons[VICTIM].startswith("L2 process_failure: process failure"), reasons[VICTIM]
+    assert reasons[DYING] == "run-wide clean_shutdown", reasons[DYING]
+    assert reasons[DOWN_HOST] == "unreachable"
+    assert "STRESS VERDICT: FAIL (" in run.text
+    for host in HOSTS:
+        assert f"[progress] {host} L2" in run.text
+    junit_failures = {
+        (case.get("classname") or "").split(".")[0]
+        for case in junit.iter("testcase")
+        if case.find("failure") is not None
+    }
+    assert junit_failures == {VICTIM, DYING, DOWN_HOST}
+    assert any("process failure" in message for message in failure_messages(junit))

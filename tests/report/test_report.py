@@ -298,3 +298,28 @@ def test_host_text_is_made_xml_safe():
     report = build_report(RUN, ["observer-02"], {"observer-02": outcome})
     message = failures(suites(report)["observer-02"])[("observer-02.L2", "latency")][1]
     assert message.startswith("latency ?[31m<high> & ?rising?[0m")
+
+
+def test_a_failure_beyond_the_figures_is_named_even_beside_a_breach():
+    """A host stopped by another's failure, whose own first level breached a limit: both are
+    said. A level's own failing verdict is not said twice."""
+    breached = [judged(1, **{"cpu_pct.sustained": 95.0})]
+    stopped = {
+        **played(breached),
+        "failure": "stopped by stress_any_errors_fatal: observer-02 failed or became unreachable",
+    }
+    crashed = {
+        **played([judged(1), judged(2, failure="process failure: the Observer (pid 7) died")]),
+        "failure": "level 2 (10/s) FAIL: process failure: the Observer (pid 7) died",
+        "failure_is_verdict": True,
+    }
+    report = build_report(
+        RUN, ["observer-01", "observer-02"], {"observer-01": stopped, "observer-02": crashed}
+    )
+    bystander, victim = report["reasons"]
+    assert bystander.startswith(
+        "observer-01: stopped by stress_any_errors_fatal: observer-02 failed"
+    )
+    assert "L1 max_cpu_pct 95 > 40" in bystander
+    assert victim.startswith("observer-02: L2 process_failure: process failure")
+    assert victim.count("process failure: the Observer (pid 7) died") == 1

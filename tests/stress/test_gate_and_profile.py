@@ -428,3 +428,21 @@ def test_windows_that_cannot_be_measured_are_refused():
     _, errors = resolve_timings("smoke", {"cooldown_s": -1, "speed": 2})
     assert any("stress_cooldown_s must be a number of seconds" in e for e in errors)
     assert any("unknown key 'speed'" in e for e in errors)
+
+
+def test_a_limit_of_100_percent_is_no_limit():
+    """A saturated machine reads exactly 100 %: with the limit at 100 (examples/lab-levels.json)
+    it must not fail, or the raised limit would still fail every busy run."""
+    saturated = healthy_level(**{"cpu_pct.sustained": 100.0, "memory_pct.sustained": 100.0})
+    lax = dict(THRESHOLDS, max_cpu_pct=100.0, max_memory_pct=100.0)
+    assert judge_level(saturated, lax) == []
+    assert [b["criterion"] for b in judge_level(saturated, dict(lax, max_cpu_pct=99.9))] == [
+        "max_cpu_pct"
+    ]
+    limits, _ = resolve_limits({"max_cpu_pct": 100, "max_memory_pct": 100})
+    levels = four_levels(**{"50": {"cpu_pct.sustained": 100.0}})
+    criteria = judge_run(
+        levels, 4, baseline=BASELINE, recovery=BASELINE, shutdown=CLEAN_STOP,
+        start_pid=1, end_pid=1, limits=limits,
+    )  # fmt: skip
+    assert {c["name"]: c["verdict"] for c in criteria}["resources"] == "PASS"
