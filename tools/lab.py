@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fcntl
 import hashlib
 import ipaddress
@@ -291,19 +292,35 @@ def make_cgroups(lab: str, host: str) -> list[str]:
     return made
 
 
+def _rmdir(path: Path, timeout_s: float = 3.0) -> None:
+    """Remove an empty cgroup, waiting out EBUSY: the kernel lets go of a cgroup a moment
+    after its last process is reaped (cgroup v1 memory most of all), and a busy machine
+    makes that moment longer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                return  # reported by whoever checks for leftovers (make lab-status, the tests)
+            time.sleep(0.05)
+
+
 def remove_cgroups(paths: list[str]) -> None:
-    """Remove each host cgroup and what nspawn made inside it, deepest first."""
+    """Remove each host cgroup and what nspawn made inside it, deepest first, then the lab's
+    own level once its last host is gone."""
     for path in paths:
         base = Path(path)
         if not base.is_dir():
             continue
         for sub in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            with contextlib.suppress(OSError):
-                sub.rmdir()
-        with contextlib.suppress(OSError):
-            base.rmdir()
-        with contextlib.suppress(OSError):
-            base.parent.rmdir()  # the lab's own level, once its last host is gone
+            _rmdir(sub)
+        _rmdir(base)
+        if base.parent.is_dir() and not any(p.is_dir() for p in base.parent.iterdir()):
+            _rmdir(base.parent)
 
 
 def cpu_seconds(paths: list[str]) -> float | None:

@@ -96,7 +96,8 @@ def level_line(host: str, level: Mapping[str, Any]) -> str:
         % tuple(
             fmt(level.get(k), "%d") for k in ("sent", "written", "lost", "duplicated", "modified")
         ),
-        "latency p50/p95/p99/max %s ms" % _percentiles(level.get("latency_ms")),
+        "latency p50/p95/p99/max %s ms (from %s)"
+        % (_percentiles(level.get("latency_ms")), level.get("latency_source") or "nowhere"),
         "end-to-end %s ms" % _percentiles(level.get("e2e_latency_ms")),
         "send lateness %s ms, achieved %s/s"
         % (_percentiles(level.get("send_lateness_ms")), fmt(level.get("achieved_rate"), "%.2f")),

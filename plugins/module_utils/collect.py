@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 
-from .measure import LOG_STAMP, epoch
+from .observer_interface import LogReader, epoch, resolved_reference
 
 
 def _complete_lines(path: str) -> Iterator[bytes]:
@@ -58,15 +58,26 @@ def cut_csv(lines: Iterator[bytes], since: float, until: float) -> Iterator[byte
             yield line
 
 
-def cut_log(lines: Iterator[bytes], since: float, until: float) -> Iterator[bytes]:
-    """Lines stamped in the span; an unstamped line (a traceback) goes with the one before."""
-    keep = False
-    for line in lines:
-        match = LOG_STAMP.match(line.decode("utf-8", "replace"))
-        if match:
-            keep = _inside(match.group(1), since, until)
-        if keep:
-            yield line
+def log_cutter(
+    interface: dict | None = None,
+) -> Callable[[Iterator[bytes], float, float], Iterator[bytes]]:
+    """Cuts a log by the interface's stamp: lines stamped in the span; an unstamped line (a
+    traceback) goes with the one before."""
+    reader = LogReader(interface or resolved_reference())
+
+    def cut(lines: Iterator[bytes], since: float, until: float) -> Iterator[bytes]:
+        keep = False
+        for line in lines:
+            moment = reader.moment(line.decode("utf-8", "replace"))
+            if moment is not None:
+                keep = since <= moment <= until
+            if keep:
+                yield line
+
+    return cut
+
+
+cut_log = log_cutter()
 
 
 def _cut_json(field: str) -> Callable[[Iterator[bytes], float, float], Iterator[bytes]]:
@@ -92,10 +103,17 @@ CUTTERS = {
 
 
 def collect(
-    sources: dict[str, str], names: dict[str, str], dest: str, since: float, until: float
+    sources: dict[str, str],
+    names: dict[str, str],
+    dest: str,
+    since: float,
+    until: float,
+    *,
+    interface: dict | None = None,
 ) -> dict:
     """Cut each source into ``dest``; what was written and what could not be."""
     os.makedirs(dest, mode=0o700, exist_ok=True)
+    cutters = {**CUTTERS, "log": log_cutter(interface)}
     files, problems = {}, []
     for key, source in sources.items():
         target = os.path.join(dest, names[key])
@@ -110,7 +128,7 @@ def collect(
             continue
         kept = size = 0
         with open(target, "wb") as handle:
-            for line in CUTTERS[key](lines, since, until):
+            for line in cutters[key](lines, since, until):
                 handle.write(line)
                 kept += 1
                 size += len(line)

@@ -60,6 +60,13 @@ def level_unmeasured(metrics: dict) -> list[dict]:
         missing.append(_unmeasured("load", "no snapshot was sent during the level"))
     elif not metrics.get("written"):
         missing.append(_unmeasured("latency", "no record of the level was written"))
+    elif metrics.get("latency_ms") is None:
+        missing.append(
+            _unmeasured(
+                "latency",
+                "this Observer records no processing latency, in its records or its log",
+            )
+        )
     if metrics.get("samples", 0) < MIN_SAMPLES:
         missing.append(
             _unmeasured(
@@ -92,8 +99,8 @@ def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> 
                 % (throughput, thresholds["min_throughput"]),
             )
         )
-    p99 = metrics["latency_ms"]["p99"]
-    if metrics.get("written") and p99 >= thresholds["max_latency_ms"]:
+    p99 = (metrics.get("latency_ms") or {}).get("p99")
+    if metrics.get("written") and p99 is not None and p99 >= thresholds["max_latency_ms"]:
         breaches.append(
             _breach(
                 "max_latency_ms",
@@ -138,6 +145,16 @@ def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> 
                 [],
                 "records carry fields beyond the PatternRecord metadata: %s"
                 % ", ".join(metrics["extra_fields"]),
+            )
+        )
+    if metrics.get("decision_fields"):
+        breaches.append(
+            _breach(
+                "contract_decision",
+                metrics["decision_fields"],
+                [],
+                "records carry decision fields (the Observer must be judgment-free): %s"
+                % ", ".join(metrics["decision_fields"]),
             )
         )
     rate = metrics["error_rate_pct"]
@@ -280,9 +297,15 @@ def _integrity(levels: list[dict]) -> dict:
 
 
 def _graceful_degradation(levels: list[dict], limits: dict) -> dict:
-    judged = _with_records(levels)
+    judged = [lv for lv in _with_records(levels) if lv.get("latency_ms") is not None]
     if not judged:
-        return _criterion("graceful_degradation", NOT_MEASURED, "no level wrote any record")
+        return _criterion(
+            "graceful_degradation",
+            NOT_MEASURED,
+            "no level wrote any record"
+            if not _with_records(levels)
+            else "this Observer records no processing latency, in its records or its log",
+        )
     collapses = []
     for previous, level in zip([None, *judged], judged):
         p99 = level["latency_ms"]["p99"]
@@ -351,15 +374,37 @@ def _contract(levels: list[dict]) -> dict:
         return _criterion("contract", NOT_MEASURED, "no record was written to inspect")
     modified = sum(lv["modified"] for lv in levels)
     extra = sorted({field for lv in levels for field in lv.get("extra_fields", [])})
-    return _criterion(
-        "contract",
-        modified == 0 and not extra,
-        "%d modified snapshot(s); fields beyond PatternRecord metadata: %s"
-        % (modified, ", ".join(extra) or "none"),
+    decisions = sorted({field for lv in levels for field in lv.get("decision_fields", [])})
+    evidence = "%d modified snapshot(s); fields beyond PatternRecord metadata: %s" % (
+        modified,
+        ", ".join(extra) or "none",
+    )
+    if decisions:
+        evidence += "; decision fields: %s" % ", ".join(decisions)
+    return _criterion("contract", modified == 0 and not extra and not decisions, evidence)
+
+
+def _held_lost(after_stop: dict | None) -> tuple[int, str]:
+    """Records the Observer had taken in and never wrote, and how the figure is known."""
+    if not after_stop:
+        return 0, ""
+    held = after_stop.get("held_lost")
+    if held is None:
+        return 0, "; records held at the stop not counted (the Observer logs no dispatch line)"
+    if not held:
+        return 0, ""
+    return (
+        held,
+        "; %d record(s) taken in and never written: lost at the stop (%d sent, %d missing)"
+        % (
+            held,
+            after_stop.get("sent", 0),
+            after_stop.get("missing", 0),
+        ),
     )
 
 
-def _clean_shutdown(shutdown: dict | None) -> dict:
+def _clean_shutdown(shutdown: dict | None, after_stop: dict | None = None) -> dict:
     if shutdown is None:
         return _criterion("clean_shutdown", NOT_MEASURED, "the Observer was not stopped")
     if not shutdown.get("was_running", True):
@@ -374,14 +419,16 @@ def _clean_shutdown(shutdown: dict | None) -> dict:
         if shutdown.get("exit_signal")
         else "exit status %s" % shutdown.get("exit_status")
     )
+    held, held_text = _held_lost(after_stop)
     return _criterion(
         "clean_shutdown",
-        bool(shutdown.get("stopped_cleanly")),
-        "SIGTERM: %s after %s (timeout %s s)"
+        bool(shutdown.get("stopped_cleanly")) and not held,
+        "SIGTERM: %s after %s (timeout %s s)%s"
         % (
             ended,
             "%.2f s" % elapsed if isinstance(elapsed, (int, float)) else "an unmeasured time",
             shutdown.get("timeout_s"),
+            held_text,
         ),
         elapsed,
         shutdown.get("timeout_s"),
@@ -398,6 +445,7 @@ def judge_run(
     start_pid: int | None,
     end_pid: int | None,
     limits: dict | None = None,
+    after_stop: dict | None = None,
 ) -> list[dict]:
     """The spec's run-wide criteria, each with its evidence."""
     limits = {**RUN_LIMITS, **(limits or {})}
@@ -410,5 +458,5 @@ def judge_run(
         _graceful_degradation(levels, limits),
         _recovery(baseline, recovery, limits),
         _contract(levels),
-        _clean_shutdown(shutdown),
+        _clean_shutdown(shutdown, after_stop),
     ]

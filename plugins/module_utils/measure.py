@@ -3,16 +3,22 @@
 """Measure one level from what the Observer host holds: the ledger of lines sent, the
 Observer's records, metrics and log, and the system monitor's CSV. Standard library only.
 
-Definitions (documented in the README, relied on by the gate):
+How records and log lines are read is the Observer's interface (``observer_interface``;
+default: the reference Observer's). Definitions (documented in the README, relied on by the
+gate):
   throughput      records of the level written, per second of the level's planned duration
-  latency         the Observer's processing_latency_ms (receipt to dispatch), p50/p95/p99/max
-  end-to-end      dispatched_at minus the snapshot's meta.timestamp (its scheduled send time)
+  latency         processing latency (receipt to dispatch), p50/p95/p99/max, from the records
+                  where they carry it, else from the log's dispatch lines, else not measured
+  end-to-end      the record's dispatch time minus the snapshot's meta.timestamp (its
+                  scheduled send time), where records carry a dispatch time
   sustained       the highest mean over any rolling ``sustained_window_s`` of monitor samples
-  errors          Observer log lines at ERROR or CRITICAL during the level
+  errors          Observer log lines matching the error pattern during the level
   lost            run_ids sent (in the ledger) and found in no records file
   duplicated      extra copies of a run_id across all records files
-  modified        records whose embedded snapshot is not byte-identical to the line sent
-  extra_fields    records carrying any top-level field beyond the PatternRecord metadata
+  modified        records whose embedded snapshot is not the one sent: byte for byte when the
+                  Observer embeds it verbatim, else as parsed JSON
+  extra_fields    records carrying any top-level field beyond the interface's record fields
+  decision_fields decision-like fields anywhere in a record outside its snapshot
 """
 
 from __future__ import annotations
@@ -22,22 +28,11 @@ import json
 import os
 import re
 from collections import Counter
-from datetime import datetime
 
+from .observer_interface import LogReader, decision_paths, epoch, get, resolved_reference
 from .stats import summary_ms, sustained
 
-RECORD_FIELDS = frozenset(
-    ("seq", "received_at", "dispatched_at", "processing_latency_ms", "snapshot")
-)
-SNAPSHOT_MARKER = b',"snapshot":'
 _RUN_ID = re.compile(rb'"run_id":"([^"\\]+)"')
-_RECORD_FILE = re.compile(r"^observer(-\d{8}T\d{6}\.\d{6}Z)?\.jsonl$")
-LOG_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")
-
-
-def epoch(stamp: str) -> float:
-    """Epoch seconds of an ISO-8601 timestamp with ``Z`` or an offset."""
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def read_ledger(path: str) -> dict[bytes, bytes]:
@@ -52,35 +47,71 @@ def read_ledger(path: str) -> dict[bytes, bytes]:
     return sent
 
 
-def record_files(output_dir: str) -> list[str]:
-    names = sorted(n for n in os.listdir(output_dir) if _RECORD_FILE.match(n))
+def record_files(output_dir: str, interface: dict | None = None) -> list[str]:
+    interface = interface or resolved_reference()
+    pattern = re.compile(interface["record_files"])
+    names = sorted(n for n in os.listdir(output_dir) if pattern.match(n))
     # The active file holds the newest records: read it last.
-    names.sort(key=lambda n: (n == "observer.jsonl", n))
+    names.sort(key=lambda n: (n == interface["active_record_file"], n))
     return [os.path.join(output_dir, n) for n in names]
 
 
-def scan_records(output_dir: str, prefix: bytes) -> list[tuple[bytes, bytes, dict]]:
-    """(run_id, embedded snapshot bytes, record) for every record of one level's prefix."""
+def scan_records(
+    output_dir: str, prefix: bytes, interface: dict | None = None
+) -> list[tuple[bytes, object, dict]]:
+    """(run_id, embedded snapshot, record) for every record whose run_id starts with
+    ``prefix``. The snapshot is the exact bytes when the interface says the Observer embeds
+    it verbatim, else the parsed value (MISSING when the record has none)."""
+    interface = interface or resolved_reference()
+    paths = interface["paths"]
+    marker = b',"%s":' % paths["snapshot"][-1].encode() if interface["embeds_verbatim"] else None
     found = []
-    for path in record_files(output_dir):
+    for path in record_files(output_dir, interface):
         with open(path, "rb") as handle:
             for raw in handle:
-                line = raw.rstrip(b"\n")
-                match = _RUN_ID.search(line)
-                if not match or not match.group(1).startswith(prefix):
+                if prefix not in raw:  # cheap: most lines of a long-lived file are other runs'
                     continue
-                record = json.loads(line)
-                index = line.find(SNAPSHOT_MARKER)
-                embedded = line[index + len(SNAPSHOT_MARKER) : -1] if index >= 0 else b""
-                found.append((match.group(1), embedded, record))
+                line = raw.rstrip(b"\n")
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                run_id = get(record, paths["run_id"])
+                if not isinstance(run_id, str) or not run_id.encode().startswith(prefix):
+                    continue
+                if marker is not None:
+                    index = line.find(marker)
+                    embedded: object = line[index + len(marker) : -1] if index >= 0 else b""
+                else:
+                    embedded = get(record, paths["snapshot"])
+                found.append((run_id.encode(), embedded, record))
     return found
 
 
-def integrity(sent: dict[bytes, bytes], found: list[tuple[bytes, bytes, dict]]) -> dict:
+def _unchanged(embedded: object, line: bytes) -> bool:
+    if isinstance(embedded, bytes):
+        return embedded == line
+    try:
+        return embedded == json.loads(line)
+    except ValueError:
+        return False
+
+
+def integrity(
+    sent: dict[bytes, bytes], found: list[tuple[bytes, object, dict]], interface: dict | None = None
+) -> dict:
+    interface = interface or resolved_reference()
     copies = Counter(run_id for run_id, _, _ in found)
     modified = sum(
-        1 for run_id, embedded, _ in found if run_id in sent and embedded != sent[run_id]
+        1
+        for run_id, embedded, _ in found
+        if run_id in sent and not _unchanged(embedded, sent[run_id])
     )
+    allowed = set(interface["record_fields"])
+    names = set(interface["decision_fields"])
+    decisions: set[str] = set()
+    for _, _, record in found:
+        decisions |= decision_paths(record, interface["paths"]["snapshot"], names)
     return {
         "sent": len(sent),
         "written": sum(1 for run_id in sent if copies[run_id]),
@@ -88,20 +119,99 @@ def integrity(sent: dict[bytes, bytes], found: list[tuple[bytes, bytes, dict]]) 
         "duplicated": sum(count - 1 for run_id, count in copies.items() if count > 1),
         "modified": modified,
         "unexpected": sum(1 for run_id in copies if run_id not in sent),
-        "extra_fields": sorted({key for _, _, r in found for key in set(r) - RECORD_FIELDS}),
+        "extra_fields": sorted({key for _, _, r in found for key in set(r) - allowed})
+        if allowed
+        else [],
+        "decision_fields": sorted(decisions),
     }
 
 
-def latencies(found: list[tuple[bytes, bytes, dict]]) -> dict:
-    processing, end_to_end = [], []
+def _number(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def latencies(
+    found: list[tuple[bytes, object, dict]],
+    interface: dict | None = None,
+    logged: dict[bytes, float | None] | None = None,
+) -> dict:
+    """Processing latency from the records, else from the log's dispatch lines (each with its
+    source; None when the Observer tells neither), and end-to-end latency (dispatch time minus
+    the snapshot's scheduled send) where the records carry a dispatch time."""
+    interface = interface or resolved_reference()
+    paths = interface["paths"]
+    from_records = [
+        value
+        for value in (_number(get(record, paths["latency_ms"])) for _, _, record in found)
+        if value is not None
+    ]
+    from_log = [
+        value
+        for value in ((logged or {}).get(run_id) for run_id, _, _ in found)
+        if value is not None
+    ]
+    if from_records:
+        processing, source = from_records, "records (%s)" % interface["latency_ms"]
+    elif from_log:
+        processing, source = from_log, "log (dispatch lines)"
+    else:
+        processing, source = [], None
+    end_to_end = []
     for _, _, record in found:
-        processing.append(float(record.get("processing_latency_ms", 0.0)))
+        snapshot = get(record, paths["snapshot"])
+        dispatched = get(record, paths["dispatched_at"])
         try:
-            stamp = record["snapshot"]["meta"]["timestamp"]
-            end_to_end.append((epoch(record["dispatched_at"]) - epoch(stamp)) * 1000.0)
+            stamp = snapshot["meta"]["timestamp"]  # type: ignore[index]
+            end_to_end.append((epoch(str(dispatched)) - epoch(stamp)) * 1000.0)
         except (KeyError, TypeError, ValueError):
             continue
-    return {"latency_ms": summary_ms(processing), "e2e_latency_ms": summary_ms(end_to_end)}
+    return {
+        "latency_ms": summary_ms(processing) if source else None,
+        "latency_source": source,
+        "e2e_latency_ms": summary_ms(end_to_end) if end_to_end else None,
+    }
+
+
+def read_log(
+    path: str, interface: dict | None, start: float, end: float, prefix: bytes = b""
+) -> dict:
+    """One pass over the Observer's log: error lines stamped in [start, end], every dispatch
+    line of a run_id starting with ``prefix`` (run_id -> its logged latency or None), and the
+    metric lines stamped in [start, end] as reports like the metrics file's."""
+    reader = LogReader(interface or resolved_reference())
+    result: dict = {"errors": 0, "dispatched": {}, "reports": []}
+    if not os.path.exists(path):
+        return result
+    want = prefix.decode()
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if reader.dispatch is not None and want in line:
+                match = reader.dispatch.search(line)
+                if match and match.group("run_id").startswith(want):
+                    logged = match.groupdict().get("latency_ms")
+                    result["dispatched"][match.group("run_id").encode()] = _number(logged)
+                    continue
+            error = reader.error is not None and reader.error.search(line)
+            p99 = reader.p99.search(line) if reader.p99 else None
+            depth = reader.depth.search(line) if reader.depth else None
+            if not (error or p99 or depth):
+                continue
+            moment = reader.moment(line)
+            if moment is None or not start <= moment <= end:
+                continue
+            if error:
+                result["errors"] += 1
+            if p99 or depth:
+                report: dict = {"timestamp": moment}
+                if p99:
+                    report["snapshot_processing"] = {"p99_ms": _number(p99.group("value"))}
+                if depth:
+                    report["buffer_depth"] = _number(depth.group("value"))
+                result["reports"].append(report)
+    return result
 
 
 def read_metrics(
@@ -155,26 +265,51 @@ def metrics_window(path: str, start: float, end: float) -> dict:
     }
 
 
-def log_errors(path: str, start: float, end: float) -> int:
-    """Observer log lines at ERROR or CRITICAL during [start, end]."""
-    if not os.path.exists(path):
-        return 0
-    count = 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if "ERROR" not in line and "CRITICAL" not in line:
-                continue
-            match = LOG_STAMP.match(line)
-            if match and start <= epoch(match.group(1)) <= end:
-                count += 1
-    return count
+def after_stop(
+    ledgers: list[str], output_dir: str, log_file: str, prefix: bytes, interface: dict | None
+) -> dict:
+    """The whole run's records once the Observer has stopped: what it wrote of everything
+    sent, and what it had taken in (logged as dispatched) and never wrote: records it held
+    when it stopped and lost. ``held_lost`` is None when the Observer logs no dispatch line."""
+    sent: dict[bytes, bytes] = {}
+    for path in ledgers:
+        sent.update(read_ledger(path))
+    written = {run_id for run_id, _, _ in scan_records(output_dir, prefix, interface)}
+    missing = [run_id for run_id in sent if run_id not in written]
+    interface = interface or resolved_reference()
+    held_lost = None
+    if interface["log_dispatch"]:
+        dispatched = read_log(log_file, interface, 0.0, 0.0, prefix)["dispatched"]
+        held_lost = sum(1 for run_id in missing if run_id in dispatched)
+    return {
+        "sent": len(sent),
+        "written": len(sent) - len(missing),
+        "missing": len(missing),
+        "held_lost": held_lost,
+    }
 
 
-def _number(row: dict, key: str) -> float | None:
-    try:
-        return float(row[key])
-    except (KeyError, TypeError, ValueError):
-        return None
+def log_metrics(reports: list[dict]) -> dict:
+    """The metrics_window figures of an Observer that reports its metrics in its log only:
+    what its lines do not carry is None (not measured), never 0."""
+    depths = [r["buffer_depth"] for r in reports if r.get("buffer_depth") is not None]
+    return {
+        "reports": len(reports),
+        "buffer_depth_max": int(max(depths)) if depths else None,
+        "queue_depth_max": None,
+        "flushes": None,
+        "rejected": None,
+        "rotations": None,
+    }
+
+
+def log_errors(path: str, start: float, end: float, interface: dict | None = None) -> int:
+    """Observer log lines counted as errors (the interface's pattern) during [start, end]."""
+    return read_log(path, interface, start, end)["errors"]
+
+
+def _cell(row: dict, key: str) -> float | None:
+    return _number(row.get(key))
 
 
 def monitor_window(path: str, start: float, end: float, window_s: float) -> dict:
@@ -195,7 +330,7 @@ def monitor_window(path: str, start: float, end: float, window_s: float) -> dict
                     (obs_cpu, "Observer_CPU%"),
                     (obs_rss, "Observer_Memory_MB"),
                 ):
-                    value = _number(row, key)
+                    value = _cell(row, key)
                     if value is not None:
                         series.append((moment, value))
                 if row.get("Observer_PID"):

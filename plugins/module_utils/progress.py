@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from .measure import monitor_window, read_metrics
+from .measure import monitor_window, read_log, read_metrics
 from .profile import RUN_LIMITS
 
 TREND_REPORTS = 4  # a trend: this many metrics reports in a row, each higher than the last
@@ -70,7 +70,11 @@ def warnings_for(
         )
         if text:
             warnings.append(text)
-    p99s = [r.get("snapshot_processing", {}).get("p99_ms", 0.0) for r in reports]
+    p99s = [
+        r["snapshot_processing"]["p99_ms"]
+        for r in reports
+        if (r.get("snapshot_processing") or {}).get("p99_ms") is not None
+    ]
     if p99s and max(p99s) > limits["fail_latency_ms"]:
         warnings.append(
             "FAIL SIGNAL: processing latency %.1f ms over %g ms"
@@ -81,7 +85,7 @@ def warnings_for(
             "processing latency trending up: p99 %s ms"
             % " -> ".join("%.1f" % v for v in p99s[-TREND_REPORTS:])
         )
-    depths = [float(r.get("buffer_depth", 0)) for r in reports]
+    depths = [float(r["buffer_depth"]) for r in reports if r.get("buffer_depth") is not None]
     if _rising(depths):
         warnings.append(
             "buffer depth trending up: %s" % " -> ".join("%d" % v for v in depths[-TREND_REPORTS:])
@@ -102,14 +106,27 @@ def level_progress(
     window_s: float,
     now: float,
     limits: dict | None = None,
+    interface: dict | None = None,
+    log_file: str | None = None,
+    run_id_prefix: str = "",
 ) -> dict:
-    """What is known of a running level; a figure not measured yet is None, never 0."""
+    """What is known of a running level; a figure not measured yet is None, never 0.
+
+    ``metrics_file`` is the Observer's own metrics file; empty (an Observer that writes
+    none): the metric lines and dispatch lines of ``log_file``, read by the interface."""
     progress = read_json(progress_file)
-    base, reports = read_metrics(metrics_file, since)
-    reports = reports[-TREND_REPORTS * 4 :]
     written = None
-    if reports:
-        written = int(reports[-1].get("processed", 0)) - int((base or {}).get("processed", 0))
+    if metrics_file:
+        base, reports = read_metrics(metrics_file, since)
+        if reports:
+            written = int(reports[-1].get("processed", 0)) - int((base or {}).get("processed", 0))
+    else:
+        base = None
+        log = read_log(log_file or "", interface, since, now, run_id_prefix.encode())
+        reports = log["reports"]
+        if interface and interface.get("log_dispatch"):
+            written = len(log["dispatched"]) if (log["dispatched"] or reports) else None
+    reports = reports[-TREND_REPORTS * 4 :]
     monitor = monitor_window(monitor_csv, max(since, now - window_s), now, window_s)
     cpu = monitor["cpu_pct"]["sustained"] if monitor["samples"] else None
     memory = monitor["memory_pct"]["sustained"] if monitor["samples"] else None
@@ -119,7 +136,7 @@ def level_progress(
         "sent": progress.get("sent"),
         "planned": progress.get("planned"),
         "written": written,
-        "p99_ms": reports[-1].get("snapshot_processing", {}).get("p99_ms") if reports else None,
+        "p99_ms": (reports[-1].get("snapshot_processing") or {}).get("p99_ms") if reports else None,
         "cpu_pct": cpu,
         "memory_pct": memory,
         "warnings": warnings_for(cpu, memory, reports, base, limits),

@@ -37,13 +37,11 @@ options:
     type: path
     required: true
   metrics_file:
-    description: The Observer's C(metrics.jsonl).
+    description: The Observer's metrics file (C(metrics.jsonl)); omitted for an Observer that writes none.
     type: path
-    required: true
   rejects_file:
-    description: The Observer's C(rejects.jsonl).
+    description: The Observer's C(rejects.jsonl); omitted for an Observer that writes none.
     type: path
-    required: true
   since:
     description: Epoch seconds where the run's span starts.
     type: float
@@ -55,6 +53,8 @@ options:
     description: Folder receiving the copies (created, mode 0700).
     type: path
     required: true
+extends_documentation_fragment:
+  - qts.observer.observer_interface
 """
 
 EXAMPLES = r"""
@@ -103,24 +103,36 @@ def main() -> None:
         argument_spec={
             "monitor_csv": {"type": "path", "required": True},
             "log_file": {"type": "path", "required": True},
-            "metrics_file": {"type": "path", "required": True},
-            "rejects_file": {"type": "path", "required": True},
+            "metrics_file": {"type": "path"},
+            "rejects_file": {"type": "path"},
             "since": {"type": "float", "required": True},
             "until": {"type": "float"},
             "dest": {"type": "path", "required": True},
+            "interface": {"type": "dict"},
         },
         supports_check_mode=False,
     )
     params = module.params
     until = params["until"] if params["until"] is not None else time.time()
     sources = {
-        "monitor_csv": params["monitor_csv"],
-        "log": params["log_file"],
-        "metrics": params["metrics_file"],
-        "rejects": params["rejects_file"],
+        key: path
+        for key, path in (
+            ("monitor_csv", params["monitor_csv"]),
+            ("log", params["log_file"]),
+            ("metrics", params["metrics_file"]),
+            ("rejects", params["rejects_file"]),
+        )
+        if path
     }
     try:
-        result = collect(sources, HOST_FILES, params["dest"], params["since"], until)
+        result = collect(
+            sources,
+            HOST_FILES,
+            params["dest"],
+            params["since"],
+            until,
+            interface=params["interface"],
+        )
     except OSError as exc:
         module.fail_json(msg="cannot write into %s: %s" % (params["dest"], exc))
     module.exit_json(changed=True, since=params["since"], until=until, **result)

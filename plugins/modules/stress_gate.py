@@ -71,6 +71,9 @@ options:
   shutdown:
     description: Result of stopping the Observer (C(was_running), C(stopped_cleanly), C(exit_status), C(elapsed_s), C(timeout_s)) (scope=run).
     type: dict
+  after_stop:
+    description: The run's records after the stop (C(qts_stress_after_stop) of M(qts.observer.stress_measure)); records the Observer had taken in and never wrote fail C(clean_shutdown) (scope=run).
+    type: dict
   start_pid:
     description: The Observer's PID before the first level (scope=run).
     type: int
@@ -196,6 +199,7 @@ def _run(module: AnsibleModule) -> None:
         start_pid=params["start_pid"],
         end_pid=params["end_pid"],
         limits=params["limits"],
+        after_stop=params["after_stop"],
     )
     verdicts = [c["verdict"] for c in criteria] + [lv.get("verdict") for lv in levels]
     verdict = verdict_of(FAIL in verdicts, NOT_MEASURED in verdicts)
@@ -234,6 +238,7 @@ def main() -> None:
             "baseline": {"type": "dict"},
             "recovery": {"type": "dict"},
             "shutdown": {"type": "dict"},
+            "after_stop": {"type": "dict"},
             "start_pid": {"type": "int"},
             "end_pid": {"type": "int"},
         },

@@ -85,6 +85,12 @@ options:
     description: The controller's enabled callbacks; without C(qts.observer.stress_report) the run says, once, what enabling it adds.
     type: list
     elements: str
+  interface:
+    description:
+      - The output of the P(qts.observer.observer_interface#filter) filter on the stress role's
+        C(stress_observer_interface), C({interface, errors}); its errors refuse the run and its
+        interface is returned in the plan. Default the reference Observer's.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -133,6 +139,9 @@ from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     RUN_ID,
     new_run_id,
     run_tag,
+)
+from ansible_collections.qts.observer.plugins.module_utils.observer_interface import (
+    resolved_reference,
 )
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
     PROFILE_TIMINGS,
@@ -239,6 +248,8 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
             "not together. Run with --forks %d (or ANSIBLE_FORKS, or forks in ansible.cfg)"
             % (len(hosts), forks, len(hosts))
         )
+    resolved = params["interface"] or {"interface": resolved_reference(), "errors": []}
+    errors += resolved.get("errors") or []
     run_id = params["run_id"] or new_run_id()
     if not RUN_ID.match(run_id):
         errors.append("run_id may hold only letters, digits, '.', '_' and '-', got %r" % run_id)
@@ -255,6 +266,7 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
         "seed": params["seed"],
         "hosts": hosts,
         "settings": settings,
+        "interface": resolved.get("interface") or resolved_reference(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "started_epoch": started,
     }
@@ -275,6 +287,7 @@ def main() -> None:
             "settings": {"type": "dict", "default": {}},
             "forks": {"type": "int"},
             "callbacks_enabled": {"type": "list", "elements": "str"},
+            "interface": {"type": "dict"},
         },
         supports_check_mode=True,
     )

@@ -39,9 +39,19 @@ options:
     type: path
     required: true
   metrics_file:
-    description: The Observer's C(metrics.jsonl).
+    description:
+      - The Observer's own metrics file (C(metrics.jsonl)).
+      - Empty for an Observer that writes none; its log's metric and dispatch lines are read
+        instead (O(log_file), O(run_id_prefix), O(interface)).
     type: path
-    required: true
+    default: ""
+  log_file:
+    description: The Observer's log (read when O(metrics_file) is empty).
+    type: path
+  run_id_prefix:
+    description: Prefix of the level's run_ids, to count its dispatch lines in the log.
+    type: str
+    default: ""
   monitor_csv:
     description: The monitor's CSV.
     type: path
@@ -81,6 +91,8 @@ options:
   host_label:
     description: Name printed on the progress lines (action only; default the inventory name).
     type: str
+extends_documentation_fragment:
+  - qts.observer.observer_interface
 """
 
 EXAMPLES = r"""
@@ -150,7 +162,10 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "progress_file": {"type": "path", "required": True},
-            "metrics_file": {"type": "path", "required": True},
+            "metrics_file": {"type": "path", "default": ""},
+            "log_file": {"type": "path"},
+            "run_id_prefix": {"type": "str", "default": ""},
+            "interface": {"type": "dict"},
             "monitor_csv": {"type": "path", "required": True},
             "since": {"type": "float", "required": True},
             "level": {"type": "int", "default": 1},
@@ -175,6 +190,9 @@ def main() -> None:
         window_s=params["sustained_window_s"],
         now=time.time(),
         limits=params["limits"],
+        interface=params["interface"],
+        log_file=params["log_file"],
+        run_id_prefix=params["run_id_prefix"],
     )
     progress.update(level=params["level"], rate=params["rate"], duration_s=params["duration_s"])
     module.exit_json(changed=False, qts_stress_progress=progress)

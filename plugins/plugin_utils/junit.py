@@ -40,6 +40,7 @@ BREACH_CRITERION = {
     "integrity_duplicated": "integrity",
     "integrity_modified": "integrity",
     "contract": "integrity",
+    "contract_decision": "integrity",
     "error_rate": "error_rate",
     "process_failure": "process",
 }
@@ -69,6 +70,7 @@ def level_figures(criterion: str, level: Mapping[str, Any]) -> dict[str, Any]:
         }
     if criterion == "latency":
         figures = {"%s_ms" % k: v for k, v in (level.get("latency_ms") or {}).items()}
+        figures["source"] = level.get("latency_source") or "not measured"
         figures["max_latency_ms_limit"] = thresholds.get("max_latency_ms")
         figures["send_lateness_p99_ms"] = dig(level, "send_lateness_ms", "p99")
         return figures

@@ -30,6 +30,7 @@ LEVEL = {
     "duplicated": 0,
     "modified": 0,
     "latency_ms": {"p50": 0.4, "p95": 0.9, "p99": 1.5, "max": 2.0},
+    "latency_source": "records (processing_latency_ms)",
     "e2e_latency_ms": {"p50": 1.1, "p95": 2.0, "p99": 3.0, "max": 4.0},
     "send_lateness_ms": {"p50": 0.1, "p95": 0.2, "p99": 0.3, "max": 0.5},
     "achieved_rate": 10.0,
@@ -73,7 +74,7 @@ def test_the_level_line_holds_every_metric(callback_module):
     assert line.startswith("[level] observer-01 L2 FAIL: throughput 9.800/s of 10/s; ")
     for text in (
         "sent 50 written 49 lost 1 duplicated 0 modified 0",
-        "latency p50/p95/p99/max 0.4/0.9/1.5/2.0 ms",
+        "latency p50/p95/p99/max 0.4/0.9/1.5/2.0 ms (from records (processing_latency_ms))",
         "end-to-end 1.1/2.0/3.0/4.0 ms",
         "send lateness 0.1/0.2/0.3/0.5 ms, achieved 10.00/s",
         "CPU 12.5 % (peak 30.0), Observer 1.5 % of the machine",
@@ -84,6 +85,7 @@ def test_the_level_line_holds_every_metric(callback_module):
         assert text in line, text
     partial = module.level_line("h", {"level": 1, "verdict": "NOT MEASURED"})
     assert "throughput -/s of -/s" in partial and "0.0" not in partial  # nothing made up
+    assert "latency p50/p95/p99/max -/-/-/- ms (from nowhere)" in partial
 
 
 def run_playbook(tmp_path: Path, callbacks: str):

@@ -48,3 +48,14 @@ def test_module_documentation_parses(name):
 def test_callback_documentation_parses(name):
     doc = ansible_doc("callback", name)
     assert doc["doc"]["short_description"]
+
+
+FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_filter_documentation_parses(name):
+    doc = ansible_doc("filter", name)
+    assert doc["doc"]["short_description"]
+    assert doc["examples"].strip()
+    assert doc["return"]

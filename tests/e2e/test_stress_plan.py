@@ -60,3 +60,22 @@ def test_fewer_forks_than_hosts_is_refused_before_anything_starts(tmp_path):
     assert "3 hosts but only 2 forks" in result.stdout
     assert "--forks 3" in result.stdout
     assert plan(tmp_path, 3, "--forks", "3").returncode == 0
+
+
+def test_the_runbook_profile_is_accepted(tmp_path):
+    result = plan(tmp_path, 1, "-e", f"@{ROOT / 'examples' / 'runbook-observer.yml'}")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_a_bad_observer_interface_is_refused_with_every_key_named(tmp_path):
+    result = plan(
+        tmp_path,
+        1,
+        "-e",
+        '{"stress_observer_interface": {"run_id": "data[0]", "log_dispatch": "x(.*)"}}',
+    )
+    assert result.returncode != 0
+    text = " ".join(result.stdout.split())
+    assert "stress run refused" in text
+    assert "stress_observer_interface.run_id 'data[0]'" in text
+    assert "stress_observer_interface.log_dispatch needs the named group(s) run_id" in text

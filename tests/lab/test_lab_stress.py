@@ -67,6 +67,17 @@ def kill_observer_mid_level_2(run: SmokeRun, addr: str) -> float:
     return killed_at
 
 
+def wait_for_restart(addr: str, killed_at: float, timeout_s: float = 30.0) -> float:
+    """Seconds from the kill until systemd counts one automatic restart of the Observer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        restarts = LAB.ssh(addr, "systemctl show --property=NRestarts --value qts-observer")
+        if int(restarts.stdout) == 1:
+            return time.time() - killed_at
+        assert time.monotonic() < deadline, f"no restart within {timeout_s} s"
+        time.sleep(0.5)
+
+
 def assert_raw_data_fetched(run_dir: Path, hosts: list[str]) -> None:
     for host in hosts:
         for name in RAW_DATA:
@@ -134,6 +145,8 @@ def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
         inventory, artifacts, *levels_args([lenient_level(20, 5), lenient_level(20, 15)])
     )
     killed_at = kill_observer_mid_level_2(run, lab[VICTIM])
+    # systemd restarts it, seen live (the stop at the end of the run resets the counter).
+    restarted_after = wait_for_restart(lab[VICTIM], killed_at)
     assert run.wait() != 0, run.text[-4000:]
 
     report, junit, run_dir = latest_report(artifacts)
@@ -151,9 +164,7 @@ def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
     level2 = report["hosts"][VICTIM]["levels"][1]
     assert level2["failure"].startswith("process failure"), level2
     assert level2["finished_at"] - killed_at < 2.0, "the level did not end within 2 s of the crash"
-    for host, addr in lab.items():
-        restarts = LAB.ssh(addr, "systemctl show --property=NRestarts --value qts-observer").stdout
-        assert int(restarts) == (1 if host == VICTIM else 0), (host, restarts)
+    assert restarted_after < 10.0, restarted_after
     # The stops: SIGTERM, judged by how each Observer really ended, the time measured.
     stops = {
         host: next(c for c in report["hosts"][host]["criteria"] if c["name"] == "clean_shutdown")

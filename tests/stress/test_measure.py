@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.qts.observer.plugins.filter.observer_interface import resolve
 from ansible_collections.qts.observer.plugins.module_utils.injector import (
     LevelPlan,
     ProcessWatch,
@@ -24,6 +25,7 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     metrics_window,
     monitor_window,
     read_ledger,
+    read_log,
     scan_records,
 )
 
@@ -80,8 +82,10 @@ def test_clean_level_is_complete_and_unchanged(level_run):
         "modified": 0,
         "unexpected": 0,
         "extra_fields": [],
+        "decision_fields": [],
     }
     lat = latencies(found)
+    assert lat["latency_source"] == "records (processing_latency_ms)"
     assert 0 <= lat["latency_ms"]["p50"] <= lat["latency_ms"]["p99"] <= lat["latency_ms"]["max"]
     assert lat["e2e_latency_ms"]["p50"] >= lat["latency_ms"]["p50"] - 1.0
     window = metrics_window(
@@ -91,16 +95,21 @@ def test_clean_level_is_complete_and_unchanged(level_run):
     assert (
         log_errors(str(work / "observer.log"), outcome.started_at - 1, outcome.finished_at + 5) == 0
     )
+    # The reference interface reads the reference Observer's own log lines: one dispatch line
+    # per record, with its latency.
+    log = read_log(str(work / "observer.log"), None, 0, time.time(), PREFIX)
+    assert len(log["dispatched"]) == 400
+    assert all(latency is not None for latency in log["dispatched"].values())
 
 
-def _tampered(work, tmp_path, edit):
+def _tampered(work, tmp_path, edit, interface=None):
     copy = tmp_path / "out"
     copy.mkdir(parents=True)
     for path in (work / "out").glob("observer-*.jsonl"):
         lines = path.read_bytes().splitlines(keepends=True)
         (copy / path.name).write_bytes(b"".join(edit(lines)))
     sent = read_ledger(str(work / "L1.sent.jsonl"))
-    return integrity(sent, scan_records(str(copy), PREFIX))
+    return integrity(sent, scan_records(str(copy), PREFIX, interface), interface)
 
 
 def test_lost_duplicated_modified_and_extra_fields_are_counted(level_run, tmp_path):
@@ -123,6 +132,27 @@ def test_lost_duplicated_modified_and_extra_fields_are_counted(level_run, tmp_pa
 
     extra = _tampered(work, tmp_path / "d", add_field)
     assert extra["extra_fields"] == ["decision"]
+    assert extra["decision_fields"] == ["decision"]
+
+
+def test_a_reserialising_observer_is_compared_by_content(level_run, tmp_path):
+    """Embedded by content, not bytes: spacing is no change, a price is."""
+    work, _ = level_run
+    by_content = resolve({"embeds_verbatim": False})["interface"]
+    spaced = _tampered(
+        work,
+        tmp_path / "a",
+        lambda lines: [lines[0].replace(b'"volume":', b'"volume": '), *lines[1:]],
+        by_content,
+    )
+    assert (spaced["modified"], spaced["written"]) == (0, 400)
+
+    def reprice(lines):
+        record = json.loads(lines[7])
+        record["snapshot"]["market_data"]["price"] += 0.01
+        return [*lines[:7], (json.dumps(record) + "\n").encode(), *lines[8:]]
+
+    assert _tampered(work, tmp_path / "b", reprice, by_content)["modified"] == 1
 
 
 def test_monitor_window_reads_the_monitor_csv(tmp_path):
