@@ -323,6 +323,16 @@ def remove_cgroups(paths: list[str]) -> None:
             _rmdir(base.parent)
 
 
+def remove_stray_cgroups(lab: str) -> None:
+    """Empty cgroups of this lab that no state records: left by a lab whose controller died
+    (a killed session, a rebooted runner's leftovers under another parent cgroup). A cgroup
+    that still holds a process is left alone (rmdir refuses it)."""
+    for found in Path("/sys/fs/cgroup").glob(f"**/qtslab-{lab}"):
+        if found.is_dir():
+            remove_cgroups([str(host) for host in found.iterdir() if host.is_dir()] or [str(found)])
+            _rmdir(found)
+
+
 def cpu_seconds(paths: list[str]) -> float | None:
     """CPU time of everything that ran in a host, from its cgroup."""
     for path in paths:
@@ -596,6 +606,7 @@ def down(cfg: Config, *, reason: str = "down") -> bool:
         busy = [f"{h.addr}:{state.port}" for h in state.hosts if (h.addr, state.port) in taken]
         if busy:
             log(f"warning: {', '.join(busy)} still listened on by a process outside the lab")
+    remove_stray_cgroups(cfg.name)
     if cfg.lab_dir.exists():
         shutil.rmtree(cfg.lab_dir)
     if is_generated_inventory(cfg.inventory_dir):

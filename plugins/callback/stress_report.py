@@ -14,7 +14,7 @@ DOCUMENTATION = r"""
 name: stress_report
 type: aggregate
 short_description: Print every metric of each qts.observer stress level as it is judged
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Adds to the console of a stress run (C(playbooks/stress.yml)); the run's verdict,
     report.json, junit.xml and its progress lines do not depend on it.

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 name: observer_interface
 short_description: Resolve how the stress run reads an Observer
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Merges the given overrides over the reference Observer's interface (the defaults, kept in
     C(plugins/module_utils/observer_interface.py)) and checks every value.

@@ -19,6 +19,13 @@ BASE_PRICE = 100.0
 HIGH_MEMORY_PCT = 70.0
 
 
+def run_id_prefix(run_tag: str, level: int | None = None) -> str:
+    """The run_ids of one run (``stress_<tag>L``) or of one of its levels
+    (``stress_<tag>L<level>_``): the one format the generator, the measure and the check
+    after the stop share."""
+    return "stress_%sL%s" % (run_tag, "" if level is None else "%d_" % level)
+
+
 def iso_utc(epoch_s: float) -> str:
     """``2026-11-27T16:20:13.123456+00:00``: ISO-8601 UTC with an explicit offset."""
     whole = int(epoch_s)

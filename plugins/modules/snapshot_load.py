@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: snapshot_load
 short_description: Inject one load level of simulated snapshots into the running Observer
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on the Observer host. Generates contract-compliant C(ObservationSnapshot)s (the
     Observer's C(observation_snapshot.schema.json) is the contract) with the spec's realistic
@@ -170,6 +170,7 @@ from ansible_collections.qts.observer.plugins.module_utils.injector import (
     read_pidfile,
     write_progress,
 )
+from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
 
 RUN_TAG = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 
@@ -216,7 +217,7 @@ def main() -> None:
     )
     _check_arguments(module)
     plan = _plan(module.params)
-    prefix = "stress_%sL%d_" % (plan.run_tag, plan.level)
+    prefix = run_id_prefix(plan.run_tag, plan.level)
     result = {
         "changed": False,
         "planned": plan.total,

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: stress_collect
 short_description: Cut the host's raw data to the run's time span into files ready to fetch
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on the Observer host at the end of a stress run. Reads the monitor's CSV, the
     Observer's log, its C(metrics.jsonl) and C(rejects.jsonl) once each, up to what they hold

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: stress_gate
 short_description: Judge a stress level, or a whole run, against the thresholds
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Judges the figures of M(qts.observer.stress_measure) with the gate in
     C(plugins/module_utils/gate.py), the one place where the spec's thresholds and run-wide

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: stress_measure
 short_description: Measure one stress level, or a quiet window, on the Observer host
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Reads what the Observer host holds and returns figures, without judging them (the
     M(qts.observer.stress_gate) module judges).

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: stress_plan
 short_description: Validate a stress run's variables and open its artifacts folder
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs once on the controller before anything is started. Resolves the levels to run
     (O(levels) when given, else the named O(profile), whose levels and thresholds are the
@@ -113,9 +113,11 @@ qts_stress_run:
   contains:
     run_id: {description: Name of the run and of its folder., type: str, sample: 20261127T162013Z-ab12}
     run_tag: {description: The run's tag inside every run_id sent., type: str, sample: 20261127T162013Zab12}
+    run_id_prefix: {description: The start of every run_id the run sends (each level's is in its C(run_id_prefix))., type: str, sample: stress_20261127T162013Zab12L}
     artifacts_dir: {description: The run's folder on the controller., type: str, sample: /work/artifacts/20261127T162013Z-ab12}
     profile: {description: The profile, or C(custom) when O(levels) override it., type: str, sample: smoke}
-    levels: {description: "The levels to run, each C({rate, duration_s, thresholds})", type: list, elements: dict, sample: []}
+    levels: {description: "The levels to run, each C({rate, duration_s, thresholds, run_id_prefix})", type: list, elements: dict, sample: []}
+    interface: {description: "How the Observer is read: the resolved C(stress_observer_interface), see P(qts.observer.observer_interface#filter).", type: dict, sample: {run_id: snapshot.meta.run_id}}
     timings: {description: Cooldown, set-up wait, final cooldown and sustained window in seconds., type: dict, sample: {cooldown_s: 2, setup_wait_s: 5, final_cooldown_s: 10, sustained_window_s: 5}}
     limits: {description: The run-wide limits in force., type: dict, sample: {max_cpu_pct: 80.0}}
     seed: {description: Seed of the simulation., type: int, sample: 0}
@@ -150,6 +152,7 @@ from ansible_collections.qts.observer.plugins.module_utils.profile import (
     resolve_timings,
     window_errors,
 )
+from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
 
 CALLBACK = "qts.observer.stress_report"
 
@@ -255,9 +258,13 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
         errors.append("run_id may hold only letters, digits, '.', '_' and '-', got %r" % run_id)
         run_id = new_run_id()
     started = time.time()
+    tag = run_tag(run_id)
+    for number, level in enumerate(levels, start=1):
+        level["run_id_prefix"] = run_id_prefix(tag, number)
     plan = {
         "run_id": run_id,
-        "run_tag": run_tag(run_id),
+        "run_tag": tag,
+        "run_id_prefix": run_id_prefix(tag),
         "artifacts_dir": os.path.join(os.path.abspath(params["artifacts_dir"]), run_id),
         "profile": "custom" if params["levels"] else params["profile"],
         "levels": levels,

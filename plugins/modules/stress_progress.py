@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: stress_progress
 short_description: Follow a running stress level, one progress line per poll, and collect its load
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - On the host, reads the progress file of M(qts.observer.snapshot_load), the Observer's
     C(metrics.jsonl) and the monitor's CSV and returns C(qts_stress_progress) (elapsed,

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: stress_verdict
 short_description: Give the stress run's verdict and write report.json and junit.xml
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs once on the controller after the stress play (C(playbooks/stress.yml) does it in
     its last play), whatever happened in it, and needs no callback.

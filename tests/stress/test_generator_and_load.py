@@ -20,7 +20,10 @@ from ansible_collections.qts.observer.plugins.module_utils.injector import (
     inject,
     open_pipe,
 )
-from ansible_collections.qts.observer.plugins.module_utils.snapshots import SnapshotGenerator
+from ansible_collections.qts.observer.plugins.module_utils.snapshots import (
+    SnapshotGenerator,
+    run_id_prefix,
+)
 
 OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
 SCHEMA = json.loads((OBSERVER_DIR / "schemas" / "observation_snapshot.schema.json").read_text())
@@ -46,6 +49,19 @@ def test_generated_snapshots_follow_the_contract_and_vary():
         )
     assert len({d["meta"]["timestamp"] for d in documents}) == 3000
     assert all(d["meta"]["source"] == "stress_test_simulation" for d in documents)
+
+
+def test_a_levels_run_ids_carry_the_prefix_the_measure_looks_for():
+    """The generator and the readers (measure, check after the stop) share one format."""
+    first = json.loads(
+        injector.LevelPlan(rate=5, duration_s=1, seed=1, level=3, run_tag="Ab1")
+        .generator()
+        .line(0.0)
+    )
+    assert first["meta"]["run_id"] == run_id_prefix("Ab1", 3) + "0" == "stress_Ab1L3_0"
+    assert run_id_prefix("Ab1", 3).startswith(run_id_prefix("Ab1"))
+    # Level 1's prefix does not take in level 12's run_ids.
+    assert not (run_id_prefix("Ab1", 12) + "0").startswith(run_id_prefix("Ab1", 1))
 
 
 def test_same_seed_and_level_replay_the_same_bytes():
