@@ -47,6 +47,7 @@ def load_lab_tool():
     spec = importlib.util.spec_from_file_location("lab_tool", ROOT / "tools" / "lab.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module
 
@@ -184,7 +185,7 @@ def main() -> int:
             flush=True,
         )
         for index, (label, extra) in enumerate(
-            (("1 host", ["--limit", "observer-01"]), (f"{args.hosts} hosts", []))
+            (("1 host", ["--limit", "observer-01,localhost"]), (f"{args.hosts} hosts", []))
         ):
             artifacts = work / f"run{index}"
             wall, status, sampler, controller = playbook(

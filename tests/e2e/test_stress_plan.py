@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -79,3 +80,33 @@ def test_a_bad_observer_interface_is_refused_with_every_key_named(tmp_path):
     assert "stress run refused" in text
     assert "stress_observer_interface.run_id 'data[0]'" in text
     assert "stress_observer_interface.log_dispatch needs the named group(s) run_id" in text
+
+
+def test_a_limit_without_localhost_is_refused_not_a_silent_pass(tmp_path):
+    """The verdict is written on localhost: --limit observer-01 alone would exit 0 with none."""
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[observers]\nhost1 ansible_connection=local\nhost2 ansible_connection=local\n"
+        "[observers:vars]\nansible_python_interpreter=auto_silent\n"
+    )
+    argv = [
+        str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "stress.yml"),
+        "-i", str(inventory), "-e", f"stress_artifacts_dir={tmp_path / 'artifacts'}",
+    ]  # fmt: skip
+    env = {**user_env(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    for limit, refused in (("host1", True), ("host1:localhost", False)):
+        result = subprocess.run(
+            [*argv, "--limit", limit, "--tags", "never-such-tag"],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        text = " ".join(result.stdout.split())
+        if refused:
+            assert result.returncode != 0, text[-2000:]
+            assert "--limit host1 leaves out localhost" in text
+            assert "--limit 'host1,localhost'" in text
+        else:  # accepted: the run goes on to its record and plan (what follows is not tested here)
+            assert f"--limit {limit} leaves out" not in text, text[-2000:]
+            assert re.search(r"Refuse a --limit [^\]]*\] \**\s*skipping: \[host1\]", text), text[
+                -2000:
+            ]
