@@ -182,7 +182,7 @@ def read_log(
     line of a run_id starting with ``prefix`` (run_id -> its logged latency or None), and the
     metric lines stamped in [start, end] as reports like the metrics file's."""
     reader = LogReader(interface or resolved_reference())
-    result: dict = {"errors": 0, "dispatched": {}, "reports": []}
+    result: dict = {"errors": 0, "error_moments": [], "dispatched": {}, "reports": []}
     if not os.path.exists(path):
         return result
     want = prefix.decode()
@@ -204,6 +204,7 @@ def read_log(
                 continue
             if error:
                 result["errors"] += 1
+                result["error_moments"].append(moment)
             if p99 or depth:
                 report: dict = {"timestamp": moment}
                 if p99:
