@@ -14,7 +14,7 @@ BENCH_RUNS ?= 20
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv test lint lint-python pytest bench-observer bench-load bench-verdict smoke clean
+.PHONY: help venv test lint lint-python pytest bench-observer bench-load bench-verdict bench-capacity smoke capacity clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ pytest: venv collection ## Unit and integration tests (PYTEST_WORKERS modules at
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)
 
-bench-load: venv collection ## Load generator pacing at 50, 1000, 10000/s beside the runbook's
+bench-load: venv collection ## Load generator pacing at 50, 1000, 10000, 100000/s beside the runbook's
 	$(BIN)/python benchmarks/bench_load.py
 
 bench-verdict: venv collection ## BENCH_RUNS (20) smoke runs with one core busy: judged, passed, reasons
@@ -58,6 +58,12 @@ bench-verdict: venv collection ## BENCH_RUNS (20) smoke runs with one core busy:
 
 smoke: venv collection ## The four levels compressed to about a minute: INVENTORY=, ARGS=
 	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=smoke $(ARGS)
+
+capacity: venv collection ## Each host's highest sustainable rate (at most 10 minutes): INVENTORY=, ARGS=
+	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=capacity $(ARGS)
+
+bench-capacity: venv collection ## The reference Observer's capacity on this machine, what limited it, the curve
+	$(BIN)/python benchmarks/bench_capacity.py
 
 clean: ## Remove the venv and build output
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

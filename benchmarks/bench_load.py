@@ -1,4 +1,6 @@
-"""make bench-load: the load generator's pacing, beside the original runbook's generator.
+"""make bench-load: the load generator's pacing, beside the original runbook's generator,
+and its delivery at 100,000 snapshots/s (the capacity search needs it: the reference Observer
+sustains that rate).
 
 For each rate, both generators send the same number of snapshots to a separate reader
 process that timestamps every line as it arrives. Printed per rate and generator: the
@@ -30,7 +32,10 @@ from ansible_collections.qts.observer.plugins.module_utils.stats import summary_
 
 READER = ROOT / "benchmarks" / "pipe_reader.py"
 RUNBOOK = ROOT / "benchmarks" / "runbook_generator.py"
-CASES = ((50, 10.0), (1000, 5.0), (10000, 5.0))
+CASES = ((50, 10.0), (1000, 5.0), (10000, 5.0), (100000, 5.0))
+# The runbook's sleep-paced generator is left out above this rate: one sleep per line cannot
+# reach it, and waiting minutes to show that adds nothing.
+RUNBOOK_MAX_RATE = 10000
 
 
 def figures(rate: float, t0: float, arrivals: list[float]) -> dict:
@@ -84,7 +89,10 @@ def main() -> None:
         for rate, seconds in CASES:
             print(f"{rate}/s for {seconds:g} s ...", flush=True)
             rows.append((rate, "snapshot_load", run_ours(work, rate, seconds)))
-            rows.append((rate, "runbook (sleep, block-buffered)", run_runbook(work, rate, seconds)))
+            if rate <= RUNBOOK_MAX_RATE:
+                rows.append(
+                    (rate, "runbook (sleep, block-buffered)", run_runbook(work, rate, seconds))
+                )
     print()
     print(
         f"{'rate/s':>7} {'generator':33} {'lines':>7} {'achieved/s':>11} {'error %':>8} {'late p50 ms':>12} {'p99 ms':>9} {'max ms':>9}"
@@ -94,7 +102,10 @@ def main() -> None:
         print(
             f"{rate:>7} {name:33} {f['count']:>7} {f['achieved']:>11.2f} {f['error_pct']:>8.2f} {late['p50']:>12.2f} {late['p99']:>9.2f} {late['max']:>9.2f}"
         )
-    print("\ntarget: achieved rate within 0.5 % of the target, p99 lateness as low as possible")
+    print(
+        "\ntarget: achieved rate within 0.5 % of the target (1 % at 100000/s, the rate the "
+        "capacity search needs), p99 lateness as low as possible"
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ HOST_VARIABLES = {
     "warnings": "__stress_warnings",
     "phase": "__stress_phase",
     "collected": "__stress_collected",
+    "capacity": "__stress_capacity",
 }
 PLAN_VARIABLE = "__stress_plan"
 

@@ -435,6 +435,36 @@ def _clean_shutdown(shutdown: dict | None, after_stop: dict | None = None) -> di
     )
 
 
+def _capacity(capacity: dict, min_capacity: float | None) -> dict:
+    """The capacity search's result, against ``stress_min_capacity`` when one is set."""
+    result = capacity.get("result")
+    if not result:
+        return _criterion("capacity", NOT_MEASURED, "the capacity search did not finish")
+    best = result["highest_sustainable_rate"]
+    evidence = "highest sustainable rate %s, %s%s" % (
+        "%g/s" % best if best is not None else "none",
+        result["summary"],
+        "; limited by %s" % result["limited_by"] if result["limited_by"] else "",
+    )
+    if result["first_failing_rate"] is not None:
+        evidence += "; first failing rate %g/s (%s)" % (
+            result["first_failing_rate"],
+            result["failed_how"],
+        )
+    if min_capacity:
+        evidence += "; floor %g/s" % min_capacity
+    generator_bound = result["ending"] == "generator"
+    if best is None:
+        # Nothing sustained: the Observer's failure, unless the generator could not even
+        # deliver the start rate.
+        return _criterion("capacity", NOT_MEASURED if generator_bound else FAIL, evidence)
+    if min_capacity and best < min_capacity:
+        # Generator-bound under the floor: the Observer's limit was never reached.
+        verdict = NOT_MEASURED if generator_bound else FAIL
+        return _criterion("capacity", verdict, evidence, best, min_capacity)
+    return _criterion("capacity", PASS, evidence, best, min_capacity)
+
+
 def judge_run(
     levels: list[dict],
     planned_levels: int,
@@ -446,17 +476,34 @@ def judge_run(
     end_pid: int | None,
     limits: dict | None = None,
     after_stop: dict | None = None,
+    capacity: dict | None = None,
+    min_capacity: float | None = None,
 ) -> list[dict]:
-    """The spec's run-wide criteria, each with its evidence."""
+    """The spec's run-wide criteria, each with its evidence. With a capacity search
+    (``capacity``: its state), its steps count for stability (the Observer must not die),
+    integrity and the contract, and its result is the ``capacity`` criterion; a run of the
+    search alone (no level planned) has no level to judge scaling, resources, error rate and
+    degradation on: the search's steps judge those, and its result reports them."""
     limits = {**RUN_LIMITS, **(limits or {})}
-    return [
-        _stability(levels, planned_levels, start_pid, end_pid),
-        _scaling(levels, limits),
-        _resources(levels, limits),
-        _error_rate(levels, limits),
-        _integrity(levels),
-        _graceful_degradation(levels, limits),
+    steps = (capacity or {}).get("steps", [])
+    stability = _stability(levels + [s for s in steps if s.get("failure")],
+                           planned_levels + sum(1 for s in steps if s.get("failure")),
+                           start_pid, end_pid)  # fmt: skip
+    criteria = [stability]
+    if planned_levels or capacity is None:
+        criteria += [
+            _scaling(levels, limits),
+            _resources(levels, limits),
+            _error_rate(levels, limits),
+        ]
+    criteria.append(_integrity(levels + steps))
+    if planned_levels or capacity is None:
+        criteria.append(_graceful_degradation(levels, limits))
+    criteria += [
         _recovery(baseline, recovery, limits),
-        _contract(levels),
+        _contract(levels + steps),
         _clean_shutdown(shutdown, after_stop),
     ]
+    if capacity is not None:
+        criteria.append(_capacity(capacity, min_capacity))
+    return criteria

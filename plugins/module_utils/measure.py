@@ -88,6 +88,21 @@ def scan_records(
     return found
 
 
+def after_warmup(
+    found: list[tuple[bytes, object, dict]], prefix: bytes, warmup: int
+) -> list[tuple[bytes, object, dict]]:
+    """The records of snapshots sent after the first ``warmup`` of the level (run_ids are
+    ``<prefix><sequence>``, numbered from 0 in the order sent)."""
+    if warmup <= 0:
+        return found
+    kept = []
+    for item in found:
+        sequence = item[0][len(prefix) :]
+        if not sequence.isdigit() or int(sequence) >= warmup:
+            kept.append(item)
+    return kept
+
+
 def _unchanged(embedded: object, line: bytes) -> bool:
     if isinstance(embedded, bytes):
         return embedded == line

@@ -75,7 +75,18 @@ PROFILE_TIMINGS = {
         "final_cooldown_s": 10,
         "sustained_window_s": 5,
     },
+    # No fixed level: the capacity search alone (module_utils/capacity.py), between a short
+    # baseline and recovery.
+    "capacity": {
+        "duration_s": 0,
+        "cooldown_s": 2,
+        "setup_wait_s": 10,
+        "final_cooldown_s": 20,
+        "sustained_window_s": 5,
+    },
 }
+# Profiles whose run is the capacity search (after their levels, if any).
+CAPACITY_PROFILES = ("capacity",)
 TIMING_KEYS = ("cooldown_s", "setup_wait_s", "final_cooldown_s", "sustained_window_s")
 # The monitor samples at least every 2 s (monitor_interval_s <= 2): a sustained window of
 # 4 s holds at least two samples.
@@ -83,12 +94,15 @@ MIN_SUSTAINED_WINDOW_S = 4.0
 
 
 def profile_levels(profile: str) -> list[dict]:
-    """The levels of a named profile (``full``: the spec; ``smoke``: the same, compressed)."""
+    """The levels of a named profile (``full``: the spec; ``smoke``: the same, compressed;
+    ``capacity``: none, the search alone)."""
     if profile not in PROFILE_TIMINGS:
         raise ValueError(
             "stress_profile must be one of %s, got %r"
             % (", ".join(sorted(PROFILE_TIMINGS)), profile)
         )
+    if profile in CAPACITY_PROFILES:
+        return []
     duration = PROFILE_TIMINGS[profile]["duration_s"]
     return [
         {

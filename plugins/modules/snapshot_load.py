@@ -147,6 +147,23 @@ observer_pid:
   description: The Observer PID watched during the level.
   returned: always
   type: int
+blocked_s:
+  description: >-
+    Seconds the generator waited for room in a full pipe: the Observer's back-pressure. A
+    generator late without it could not keep the schedule by itself (generator-bound).
+  returned: success
+  type: float
+  sample: 0.0
+cpu_s:
+  description: CPU seconds the generator used over the level.
+  returned: success
+  type: float
+  sample: 0.41
+generator_cpu_pct:
+  description: The generator's own CPU, in percent of the machine (all cores), over the level.
+  returned: success
+  type: float
+  sample: 0.5
 failure:
   description: "Why the level ended early (C(process failure: ...)), or null."
   returned: always

@@ -80,6 +80,16 @@ options:
   end_pid:
     description: The Observer's PID after the last level (scope=run).
     type: int
+  capacity:
+    description: >-
+      The capacity search's state (C(steps) and C(result)) when one ran (scope=run): its
+      steps count for stability, integrity and the contract, its result is the criterion
+      C(capacity).
+    type: dict
+  min_capacity:
+    description: A highest sustainable rate under this (snapshots/s) fails C(capacity) (scope=run); 0 sets no floor.
+    type: float
+    default: 0.0
 """
 
 EXAMPLES = r"""
@@ -192,7 +202,7 @@ def _run(module: AnsibleModule) -> None:
     levels = params["levels"] or []
     criteria = judge_run(
         levels,
-        params["planned_levels"] or len(levels),
+        len(levels) if params["planned_levels"] is None else params["planned_levels"],
         baseline=params["baseline"],
         recovery=params["recovery"],
         shutdown=params["shutdown"],
@@ -200,6 +210,8 @@ def _run(module: AnsibleModule) -> None:
         end_pid=params["end_pid"],
         limits=params["limits"],
         after_stop=params["after_stop"],
+        capacity=params["capacity"],
+        min_capacity=params["min_capacity"],
     )
     verdicts = [c["verdict"] for c in criteria] + [lv.get("verdict") for lv in levels]
     verdict = verdict_of(FAIL in verdicts, NOT_MEASURED in verdicts)
@@ -241,6 +253,8 @@ def main() -> None:
             "after_stop": {"type": "dict"},
             "start_pid": {"type": "int"},
             "end_pid": {"type": "int"},
+            "capacity": {"type": "dict"},
+            "min_capacity": {"type": "float", "default": 0.0},
         },
         required_if=[
             ("scope", "level", ("level", "metrics", "thresholds")),

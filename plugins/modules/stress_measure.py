@@ -73,6 +73,12 @@ options:
     description: How long to wait for the last records to be written after the level.
     type: float
     default: 10.0
+  warmup_s:
+    description: >-
+      Seconds at the start of the level whose snapshots (the first O(rate) x O(warmup_s)
+      sent) are left out of the latency figures: a warm-up, reconciled but not measured.
+    type: float
+    default: 0.0
   failure:
     description: The load step's failure (for example C(process failure), carried into the figures.
     type: str
@@ -143,6 +149,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.qts.observer.plugins.module_utils.measure import (
     after_stop,
+    after_warmup,
     integrity,
     latencies,
     log_metrics,
@@ -164,17 +171,25 @@ def measure_level(params: dict) -> dict:
     sent = read_ledger(params["ledger"])
     prefix = params["run_id_prefix"].encode()
     deadline = time.monotonic() + params["settle_s"]
+    drained_at = None
     while True:
         found = scan_records(params["output_dir"], prefix, interface)
         written = {run_id for run_id, _, _ in found}
-        if all(run_id in written for run_id in sent) or time.monotonic() >= deadline:
+        if all(run_id in written for run_id in sent):
+            drained_at = time.time()
+            break
+        if time.monotonic() >= deadline:
             break
         time.sleep(SETTLE_POLL_S)
     start, end = params["start"], params["end"]
     settled = end + params["settle_s"]
     log = read_log(params["log_file"], interface, start, settled, prefix)
     figures = integrity(sent, found, interface)
-    figures.update(latencies(found, interface, log["dispatched"]))
+    # Every record is reconciled; the warm-up's (the first ones sent) are left out of latency.
+    warmup = round(params["rate"] * params["warmup_s"])
+    figures.update(latencies(after_warmup(found, prefix, warmup), interface, log["dispatched"]))
+    figures["warmup"] = warmup
+    figures["drained_at"] = drained_at
     duration = params["duration_s"]
     figures["rate"] = params["rate"]
     figures["duration_s"] = duration
@@ -218,6 +233,7 @@ def main() -> None:
             "output_dir": {"type": "path"},
             "log_file": {"type": "path"},
             "settle_s": {"type": "float", "default": 10.0},
+            "warmup_s": {"type": "float", "default": 0.0},
             "failure": {"type": "str"},
             "ledgers": {"type": "list", "elements": "path"},
             "interface": {"type": "dict"},

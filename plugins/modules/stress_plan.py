@@ -37,7 +37,9 @@ attributes:
     platforms: posix
 options:
   profile:
-    description: Named profile, V(full) (the spec, about 22 minutes) or V(smoke) (about a minute).
+    description: >-
+      Named profile, V(full) (the spec, about 22 minutes), V(smoke) (about a minute) or
+      V(capacity) (no fixed level: the capacity search alone, at most 10 minutes by default).
     type: str
     default: full
   levels:
@@ -76,6 +78,8 @@ options:
         words true/false/yes/no/on/off/1/0 that C(-e) gives); C(progress_interval_s) is in
         (0, 10]; C(settle_s) and C(start_delay_s) are 0 or more; C(paths) maps names to
         paths that must be absolute.
+      - C(capacity_search) (boolean) appends the capacity search after the levels;
+        C(min_capacity) (0 or more, snapshots/s) is the floor of its result.
     type: dict
     default: {}
   forks:
@@ -91,6 +95,14 @@ options:
         C(stress_observer_interface), C({interface, errors}); its errors refuse the run and its
         interface is returned in the plan. Default the reference Observer's.
     type: dict
+  capacity:
+    description:
+      - >-
+        Overrides of the capacity search's settings (C(SEARCH_DEFAULTS) in
+        C(plugins/module_utils/capacity.py)), for example C({start_rate: 500, max_total_s:
+        300}). Every key is described with the stress role's C(stress_capacity).
+    type: raw
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -117,6 +129,13 @@ qts_stress_run:
     artifacts_dir: {description: The run's folder on the controller., type: str, sample: /work/artifacts/20261127T162013Z-ab12}
     profile: {description: The profile, or C(custom) when O(levels) override it., type: str, sample: smoke}
     levels: {description: "The levels to run, each C({rate, duration_s, thresholds, run_id_prefix})", type: list, elements: dict, sample: []}
+    capacity:
+      description: The capacity search to run after the levels, or null.
+      type: dict
+      contains:
+        settings: {description: The search's settings in force., type: dict, sample: {start_rate: 50.0, growth: 2.0}}
+        level_base: {description: The search's step N runs as level O(level_base) + N., type: int, sample: 4}
+        min_capacity: {description: The floor of the highest sustainable rate (0 for none)., type: float, sample: 0.0}
     interface: {description: "How the Observer is read: the resolved C(stress_observer_interface), see P(qts.observer.observer_interface#filter).", type: dict, sample: {run_id: snapshot.meta.run_id}}
     timings: {description: Cooldown, set-up wait, final cooldown and sustained window in seconds., type: dict, sample: {cooldown_s: 2, setup_wait_s: 5, final_cooldown_s: 10, sustained_window_s: 5}}
     limits: {description: The run-wide limits in force., type: dict, sample: {max_cpu_pct: 80.0}}
@@ -142,10 +161,12 @@ from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     new_run_id,
     run_tag,
 )
+from ansible_collections.qts.observer.plugins.module_utils.capacity import resolve_settings
 from ansible_collections.qts.observer.plugins.module_utils.observer_interface import (
     resolved_reference,
 )
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
+    CAPACITY_PROFILES,
     PROFILE_TIMINGS,
     resolve_levels,
     resolve_limits,
@@ -173,12 +194,13 @@ def _levels(params: dict, errors: list[str]) -> list[dict]:
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}
 BOOLEAN_WORDS.update({"false": False, "no": False, "off": False, "0": False})
-BOOLEAN_SETTINGS = ("abort_on_breach", "any_errors_fatal", "keep_host_files")
+BOOLEAN_SETTINGS = ("abort_on_breach", "any_errors_fatal", "keep_host_files", "capacity_search")
 # Setting -> (lowest, whether the lowest is allowed, highest).
 NUMBER_SETTINGS = {
     "progress_interval_s": (0.0, False, 10.0),
     "settle_s": (0.0, True, None),
     "start_delay_s": (0.0, True, None),
+    "min_capacity": (0.0, True, None),
 }
 
 
@@ -241,9 +263,11 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
     timings, timing_errors = resolve_timings(params["profile"], params["timings"])
     limits, limit_errors = resolve_limits(params["limits"])
     errors += timing_errors + limit_errors
-    if levels and not timing_errors:
+    if not timing_errors:
         errors += window_errors(levels, timings)
     settings = check_settings(params["settings"], errors)
+    search, search_errors = resolve_settings(params["capacity"])
+    errors += search_errors
     hosts, forks = params["hosts"], params["forks"]
     if forks is not None and forks < len(hosts):
         errors.append(
@@ -261,6 +285,14 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
     tag = run_tag(run_id)
     for number, level in enumerate(levels, start=1):
         level["run_id_prefix"] = run_id_prefix(tag, number)
+    capacity = None
+    if params["profile"] in CAPACITY_PROFILES or settings.get("capacity_search"):
+        # The search's steps are levels numbered after the fixed ones (one run_id format).
+        capacity = {
+            "settings": search,
+            "level_base": len(levels),
+            "min_capacity": settings.get("min_capacity") or 0.0,
+        }
     plan = {
         "run_id": run_id,
         "run_tag": tag,
@@ -268,6 +300,7 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
         "artifacts_dir": os.path.join(os.path.abspath(params["artifacts_dir"]), run_id),
         "profile": "custom" if params["levels"] else params["profile"],
         "levels": levels,
+        "capacity": capacity,
         "timings": timings,
         "limits": limits,
         "seed": params["seed"],
@@ -295,6 +328,7 @@ def main() -> None:
             "forks": {"type": "int"},
             "callbacks_enabled": {"type": "list", "elements": "str"},
             "interface": {"type": "dict"},
+            "capacity": {"type": "raw", "default": {}},
         },
         supports_check_mode=True,
     )

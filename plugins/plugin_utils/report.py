@@ -195,6 +195,8 @@ def build_report(
         entry["warnings"] = list(outcome["warnings"] or [])
         entry["artifacts"] = outcome["collected"] or {}
         entry["failure_is_verdict"] = bool(outcome.get("failure_is_verdict"))
+        if run.get("capacity") is not None:
+            entry["capacity"] = capacity_entry(outcome.get("capacity"))
         entries[name] = entry
         if verdict != PASSED and not refused:
             reasons.append(_host_reasons(name, entry))
@@ -208,10 +210,19 @@ def build_report(
         "reasons": reasons,
         "artifacts_dir": run.get("artifacts_dir"),
         "levels_planned": list(run.get("levels") or []),
+        "capacity_planned": run.get("capacity"),
         "timings": run.get("timings") or {},
         "limits": run.get("limits") or {},
         "hosts": entries,
     }
+
+
+def capacity_entry(state: Any) -> dict:
+    """A host's capacity search in the report: its result (with the curve), or why none."""
+    if not isinstance(state, Mapping) or not state.get("result"):
+        steps = len(state.get("steps") or []) if isinstance(state, Mapping) else 0
+        return {"result": None, "message": "the search did not finish (%d step(s) run)" % steps}
+    return {"result": dict(state["result"])}
 
 
 # -- console --------------------------------------------------------------------------------
@@ -272,6 +283,63 @@ def table_lines(report: Mapping[str, Any]) -> list[str]:
     return render_table(TABLE_HEADER, rows, numeric=range(2, 11))
 
 
+CAPACITY_HEADER = [
+    "host", "highest sustainable", "limited by", "first failing", "how it failed", "headroom",
+    "steps",
+]  # fmt: skip
+CURVE_HEADER = [
+    "offered", "achieved", "throughput", "p50", "p99", "max", "CPU", "w/o generator", "memory",
+    "buffer", "lost", "sustainable",
+]  # fmt: skip
+
+
+def capacity_lines(report: Mapping[str, Any]) -> list[str]:
+    """Each host's capacity search: the result, then its curve (steps by offered rate)."""
+    hosts = {n: e["capacity"] for n, e in report["hosts"].items() if "capacity" in e}
+    if not hosts:
+        return []
+    rows = []
+    for name, entry in hosts.items():
+        result = entry.get("result")
+        if not result:
+            rows.append([name, "-", "-", "-", "-", "-", entry.get("message") or "-"])
+            continue
+        rows.append([
+            name,
+            fmt(result.get("highest_sustainable_rate"), "%g/s"),
+            str(result.get("limited_by") or "-"),
+            fmt(result.get("first_failing_rate"), "%g/s"),
+            str(result.get("failed_how") or "-"),
+            fmt(result.get("headroom"), "%gx"),
+            fmt(result.get("steps"), "%d"),
+        ])  # fmt: skip
+    lines = ["", "CAPACITY", *render_table(CAPACITY_HEADER, rows, numeric=range(1, 2))]
+    for name, entry in hosts.items():
+        result = entry.get("result")
+        if not result:
+            continue
+        lines += ["", "%s: %s" % (name, result.get("summary"))]
+        curve = [
+            [
+                fmt(point.get("rate"), "%g/s"),
+                fmt(point.get("achieved_rate"), "%.1f/s"),
+                fmt(point.get("throughput"), "%.1f/s"),
+                *(fmt(dig(point, "latency_ms", key), "%.1f ms") for key in ("p50", "p99", "max")),
+                fmt(dig(point, "cpu_pct", "sustained") if point.get("samples", 1) else None,
+                    "%.1f %%"),
+                fmt(point.get("cpu_excluding_generator_pct"), "%.1f %%"),
+                fmt(dig(point, "memory_pct", "sustained"), "%.1f %%"),
+                fmt(point.get("buffer_depth_max"), "%d"),
+                fmt(point.get("lost"), "%d"),
+                "yes" if point.get("sustainable") else "no: %s" % ", ".join(dict.fromkeys(
+                    str(b.get("criterion")) for b in point.get("breaches") or [])),
+            ]
+            for point in result.get("curve") or []
+        ]  # fmt: skip
+        lines += ["  " + line for line in render_table(CURVE_HEADER, curve, range(0, 11))]
+    return lines
+
+
 def criteria_lines(criteria: list) -> list[str]:
     items = [c for c in criteria if isinstance(c, Mapping)]
     width = max((len(str(c.get("name"))) for c in items), default=0)
@@ -295,6 +363,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         % (report["run_id"], report["profile"], report["seed"]),
         "",
         *table_lines(report),
+        *capacity_lines(report),
     ]
     for name, entry in report["hosts"].items():
         lines.append("")

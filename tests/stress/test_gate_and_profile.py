@@ -253,7 +253,7 @@ def test_profile_is_the_spec_table():
         lv["duration_s"] for lv in smoke
     } == {5}
     assert [lv["thresholds"] for lv in smoke] == [lv["thresholds"] for lv in full]
-    with pytest.raises(ValueError, match="stress_profile must be one of full, smoke"):
+    with pytest.raises(ValueError, match="stress_profile must be one of capacity, full, smoke"):
         profile_levels("huge")
 
 

@@ -19,6 +19,9 @@ Faults, for the tests (environment variable TEAM_OBSERVER_FAULT):
   alter    every price is changed by +0.01 before it is written
   signal   every record carries a "signal" field (decision logic in an Observer)
   abrupt   SIGTERM ends it at once, without writing what it holds
+
+TEAM_OBSERVER_MAX_RATE=<n> makes it read at most n lines per second (a known limit, for the
+capacity search): what is offered beyond it waits in the pipe, as with any slow reader.
 """
 
 import json
@@ -32,6 +35,8 @@ import time
 from datetime import datetime, timezone
 
 FAULT = os.environ.get("TEAM_OBSERVER_FAULT", "")
+MAX_RATE = float(os.environ.get("TEAM_OBSERVER_MAX_RATE") or 0)
+BURST_S = 0.05  # after an idle spell, at most this much reading ahead of the pace
 log = logging.getLogger("team-observer")
 
 
@@ -115,7 +120,13 @@ def main() -> int:
     lines: queue.Queue = queue.Queue()
 
     def read() -> None:
+        next_at = time.monotonic()
         for line in sys.stdin:
+            if MAX_RATE:
+                next_at = max(next_at, time.monotonic() - BURST_S) + 1.0 / MAX_RATE
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             lines.put((time.monotonic(), line))
 
     threading.Thread(target=read, daemon=True).start()

@@ -1,0 +1,165 @@
+"""The capacity search end to end, as users run it (`make smoke` with stress_profile=capacity)
+on this machine: against an Observer with a known limit, and with the real load generator
+held under a CPU cap below the Observer's limit. Real processes, pipes, records and report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labkit import is_root
+from stressrun import LAB_LEVELS, LENIENT_LIMITS, ROOT, latest_report, make_smoke, user_env
+
+TEAM_OBSERVER = ROOT / "tests" / "observers" / "team_observer"
+PROFILE = ROOT / "examples" / "runbook-observer.yml"
+PACE = 2000  # the paced team Observer reads at most this many snapshots a second
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller (this machine's)
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def local_root(tmp_path: Path) -> Iterator[Path]:
+    """An install root for one run; its supervised services are stopped afterwards."""
+    root = tmp_path / "root"
+    try:
+        yield root
+    finally:
+        for pidfile in (root / "run" / "qts_supervise").glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+
+
+def capacity_run(tmp_path: Path, root: Path, variables: dict, *extra: str):
+    variables_file = tmp_path / "vars.json"
+    variables_file.write_text(json.dumps(variables))
+    artifacts = tmp_path / "artifacts"
+    run = make_smoke("inventories/local", artifacts, "-e", f"qts_local_root={root}", *extra,
+                     "-e", f"@{variables_file}")  # fmt: skip
+    report, junit, _ = latest_report(artifacts)
+    return run, report, junit
+
+
+def test_an_observer_paced_at_2000_per_s_is_found_within_10_pct_limited_by_throughput(tmp_path):
+    # After the fixed levels (lab-levels.json: two short levels, limits a busy runner cannot
+    # break), in the same run: the levels and run-wide criteria are still judged.
+    variables = {
+        "observer_source_dir": str(TEAM_OBSERVER),
+        "observer_environment": {"QTS_OBSERVER_STANDALONE": "1",
+                                 "TEAM_OBSERVER_MAX_RATE": str(PACE)},
+        "stress_capacity_search": True,
+        "stress_capacity": {"start_rate": 250, "warmup_s": 1, "step_s": 4},
+        # A floor above the limit: the host fails, and names its capacity.
+        "stress_min_capacity": 3000,
+    }  # fmt: skip
+    with local_root(tmp_path) as root:
+        run, report, junit = capacity_run(
+            tmp_path, root, variables, "-e", f"@{PROFILE}", "-e", f"@{LAB_LEVELS}"
+        )
+    entry = report["hosts"]["localhost"]
+    result = entry["capacity"]["result"]
+    assert result["ending"] == "narrowed", run.stdout[-3000:]
+    assert result["limited_by"] == "throughput"
+    assert abs(result["highest_sustainable_rate"] - PACE) <= 0.10 * PACE
+    assert result["first_failing_rate"] > result["highest_sustainable_rate"]
+    assert result["failed_how"] == "graceful degradation"
+    assert "back-pressure" in result["failing_breaches"][0]["message"]
+    # Every snapshot of every step, the failing ones too, was written: back-pressure, no drop.
+    for point in result["curve"]:
+        assert point["sent"] > 0 and point["lost"] == point["duplicated"] == 0, point
+        assert point["written"] == point["sent"]
+    # The curve: every step with its figures, in the console table too.
+    assert {"rate", "achieved_rate", "throughput", "latency_ms", "cpu_pct", "memory_pct",
+            "buffer_depth_max"} <= set(result["curve"][0])  # fmt: skip
+    assert "CAPACITY" in run.stdout and "limited by" in run.stdout
+    # The floor: a FAIL named in the verdict and in junit's capacity testcase.
+    criteria = {c["name"]: c for c in entry["criteria"]}
+    assert criteria["capacity"]["verdict"] == "FAIL" and criteria["capacity"]["limit"] == 3000
+    assert criteria["integrity"]["verdict"] == "PASS"
+    assert run.returncode != 0 and report["verdict"] == "FAIL"
+    assert "run-wide capacity" in report["reasons"][0]
+    # The levels ran first and passed; the run-wide criteria over them too.
+    assert [lv["verdict"] for lv in entry["levels"]] == ["PASS", "PASS"]
+    assert {"scaling", "resources", "error_rate", "graceful_degradation"} <= set(criteria)
+    assert all(c["verdict"] == "PASS" for name, c in criteria.items() if name != "capacity")
+    # The steps are levels numbered after the fixed ones: their run_ids never collide.
+    assert min(point["step"] for point in result["curve"]) == 1
+    case = junit.find(".//testcase[@classname='localhost.run'][@name='capacity']")
+    assert case is not None and case.find("failure") is not None
+    assert "floor 3000/s" in case.find("failure").get("message")
+
+
+@contextlib.contextmanager
+def generator_capped(quota_pct: int) -> Iterator[None]:
+    """Every load generator process (the snapshot_load module) moved, as soon as it starts,
+    into a cgroup allowed ``quota_pct`` % of one CPU; the Observer and Ansible run uncapped."""
+    group = CPU_CGROUP / ("qts_capped_generator_%d" % os.getpid())
+    group.mkdir()
+    (group / "cpu.cfs_period_us").write_text("100000")
+    (group / "cpu.cfs_quota_us").write_text(str(quota_pct * 1000))
+    stop = threading.Event()
+
+    def move() -> None:
+        while not stop.wait(0.02):
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                with contextlib.suppress(OSError):
+                    if b"AnsiballZ_snapshot_load" in (proc / "cmdline").read_bytes():
+                        (group / "cgroup.procs").write_text(proc.name)
+
+    mover = threading.Thread(target=move, daemon=True)
+    mover.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        mover.join()
+        for pid in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (CPU_CGROUP / "cgroup.procs").write_text(pid)
+        group.rmdir()
+
+
+@pytest.mark.skipif(
+    not (is_root() and (CPU_CGROUP / "cpu.cfs_quota_us").exists()),
+    reason="capping the generator needs root and cgroup v1's cpu controller",
+)
+def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tmp_path):
+    # The reference Observer sustains far more than a generator held to 15 % of one CPU.
+    variables = {
+        "stress_profile": "capacity",
+        "stress_capacity": {"start_rate": 2000, "warmup_s": 1, "step_s": 3},
+        "stress_limits": LENIENT_LIMITS,
+    }
+    with local_root(tmp_path) as root:
+        # Provisioned uncapped first: the Observer is not the generator's sibling in the cap.
+        provisioned = subprocess.run(
+            ["make", "--no-print-directory", "provision", "INVENTORY=inventories/local",
+             f"ARGS=-e qts_local_root={root}"],
+            cwd=ROOT, env=user_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=600, check=False,
+        )  # fmt: skip
+        assert provisioned.returncode == 0, provisioned.stdout[-3000:]
+        with generator_capped(15):
+            run, report, _ = capacity_run(tmp_path, root, variables, "--skip-tags", "provision")
+    result = report["hosts"]["localhost"]["capacity"]["result"]
+    assert result["ending"] == "generator", run.stdout[-3000:]
+    assert result["limited_by"] == "generator"
+    assert result["summary"].startswith("limited by the load generator at ")
+    last = max(result["curve"], key=lambda point: point["step"])
+    assert last["breaches"][0]["criterion"] == "generator"
+    assert last["achieved_rate"] < 0.99 * last["rate"]
+    assert result["generator_rate"] == last["achieved_rate"]
+    # Not an Observer limit: nothing lost, and no Observer criterion named at that step.
+    assert all(point["lost"] == 0 for point in result["curve"])
+    assert report["hosts"]["localhost"]["verdict"] == "PASS"
+    assert run.returncode == 0
