@@ -11,10 +11,12 @@ ARGS ?=
 # Bench knobs; see benchmarks/.
 BENCH_SNAPSHOTS ?= 1000000
 BENCH_RUNS ?= 20
+HISTORY ?= artifacts/history.sqlite
+RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv test lint lint-python pytest bench-observer bench-load bench-verdict bench-capacity smoke capacity clean
+.PHONY: help venv test lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,13 +38,20 @@ test: venv collection ## Every test, lint and Molecule scenario, in timed phases
 	  --phase checks "lint=$(MAKE) --no-print-directory lint" \
 	    "images=$(MAKE) --no-print-directory lab-images" \
 	  --phase tests "pytest=$(MAKE) --no-print-directory pytest" \
-	    "molecule=$(MAKE) --no-print-directory molecule"
+	    "molecule=$(MAKE) --no-print-directory molecule" \
+	    "sanity=$(MAKE) --no-print-directory sanity"
 
-lint: lint-python lint-ansible ## ruff and ansible-lint (production profile)
+lint: lint-python lint-ansible lint-changelog lint-docs ## ruff, ansible-lint (production), the changelog and the docs
 
 lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The Python versions ansible-core 2.19's controller supports, each found on PATH.
+SANITY_PYTHONS ?= 3.11 3.12 3.13
+
+sanity: venv ## ansible-test sanity, offline, on a copy under build/sanity (SANITY_PYTHONS)
+	$(BIN)/python tools/sanity.py $(foreach version,$(SANITY_PYTHONS),--python $(version))
 
 pytest: venv collection ## Unit and integration tests (PYTEST_WORKERS modules at once)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=12
@@ -61,6 +70,15 @@ smoke: venv collection ## The four levels compressed to about a minute: INVENTOR
 
 capacity: venv collection ## Each host's highest sustainable rate (at most 10 minutes): INVENTORY=, ARGS=
 	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=capacity $(ARGS)
+
+history: venv collection ## The runs of artifacts/history.sqlite with their verdicts and key figures: HISTORY=
+	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.history --db $(HISTORY)
+
+report: venv collection ## Write RUN's report.html again from its folder (default artifacts/latest)
+	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.html_report $(RUN)
+
+bench-regression: venv collection ## BENCH_RUNS (20) short runs, each compared with the one before: the false alarm rate
+	$(BIN)/python benchmarks/bench_regression.py --runs $(BENCH_RUNS)
 
 bench-capacity: venv collection ## The reference Observer's capacity on this machine, what limited it, the curve
 	$(BIN)/python benchmarks/bench_capacity.py

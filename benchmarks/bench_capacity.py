@@ -49,12 +49,12 @@ def main() -> int:
             print("host %s: verdict %s" % (name, entry["verdict"]))
             print("  highest sustainable rate: %s/s" % result.get("highest_sustainable_rate"))
             print("  limited by: %s (%s)" % (result.get("limited_by"), result.get("summary")))
-            print("  first failing rate: %s/s, %s" % (result.get("first_failing_rate"),
-                                                     result.get("failed_how")))  # fmt: skip
+            failing = (result.get("first_failing_rate"), result.get("failed_how"))
+            print("  first failing rate: %s/s, %s" % failing)
             for breach in result.get("failing_breaches") or []:
                 print("    %s: %s" % (breach["criterion"], breach["message"]))
-            print("  headroom over %s/s: %sx" % (result.get("headroom_over_rate"),
-                                                result.get("headroom")))  # fmt: skip
+            headroom = (result.get("headroom_over_rate"), result.get("headroom"))
+            print("  headroom over %s/s: %sx" % headroom)
             print("  steps: %s in %s s of search; whole run %.1f s" % (
                 result.get("steps"), result.get("duration_s"), wall))  # fmt: skip
         print("\n".join(capacity_lines(report)))

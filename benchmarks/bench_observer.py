@@ -106,7 +106,7 @@ def run_throughput(data: Path, work: Path, count: int) -> dict:
 def run_naive(data: Path, work: Path, count: int) -> dict:
     subset = work / "naive_input.jsonl"
     with data.open("rb") as source, subset.open("wb") as target:
-        for _ in range(count):
+        for _unused in range(count):
             target.write(source.readline())
     with subset.open("rb") as source:
         feeder = subprocess.Popen(["cat"], stdin=source, stdout=subprocess.PIPE)

@@ -160,7 +160,7 @@ def levels_span(artifacts: Path) -> tuple[float, float, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, default=10, help="hosts of the large run (default 10)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
@@ -177,7 +177,7 @@ def main() -> int:
     lab("up", "--hosts", str(args.hosts))
     rows = []
     try:
-        setup_s, status, _, _ = playbook(
+        setup_s, status, _unused, _unused = playbook(
             log_file, "provision.yml", f"--forks={max(10, args.hosts)}"
         )
         print(

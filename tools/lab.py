@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A prod-like lab of N Observer hosts on this machine: systemd-nspawn containers booting a
 real systemd as PID 1, reached over real SSH.
 
@@ -265,7 +264,7 @@ def cgroup_roots() -> list[Path]:
     host's memory is its own) and the CPU accounting one."""
     mounts: dict[str, Path] = {}
     for line in (read_text("/proc/self/mountinfo") or "").splitlines():
-        left, _, right = line.partition(" - ")
+        left, _unused, right = line.partition(" - ")
         fstype, _source, options = [*right.split(), "", "", ""][:3]
         point = Path(left.split()[4])
         if fstype == "cgroup2":
@@ -276,7 +275,7 @@ def cgroup_roots() -> list[Path]:
                     mounts.setdefault(option, point)
     roots = []
     for line in (read_text("/proc/self/cgroup") or "").splitlines():
-        _, controllers, path = line.split(":", 2)
+        _unused, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") or [""]:
             if controller in mounts and controller in ("", "name=systemd", "memory", "cpuacct"):
                 roots.append(mounts[controller] / path.lstrip("/"))
@@ -339,7 +338,7 @@ def cpu_seconds(paths: list[str]) -> float | None:
         stat = read_text(Path(path) / "cpu.stat")
         if stat:
             for line in stat.splitlines():
-                key, _, value = line.partition(" ")
+                key, _unused, value = line.partition(" ")
                 if key == "usage_usec":
                     return int(value) / 1e6
         usage = read_text(Path(path) / "cpuacct.usage")
@@ -989,7 +988,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--name", default=DEFAULT_NAME, help="lab name (default: %(default)s)")

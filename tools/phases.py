@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run `make test`'s phases in order, the jobs of a phase at once, and time each.
 
     phases.py --phase NAME JOB=COMMAND [JOB=COMMAND ...] [--phase NAME ...]
@@ -37,7 +36,7 @@ class Job:
 
 
 def parse(argv: list[str]) -> list[tuple[str, list[Job]]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--phase", nargs="+", action="append", required=True, metavar="ARG")
     phases = []
     for name, *jobs in parser.parse_args(argv).phase:
@@ -79,7 +78,7 @@ def run_job(job: Job, width: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     phases = parse(sys.argv[1:] if argv is None else argv)
-    width = max(len(job.name) for _, jobs in phases for job in jobs)
+    width = max(len(job.name) for _unused, jobs in phases for job in jobs)
     done: list[tuple[str, float, list[Job]]] = []
     failed = False
     for name, jobs in phases:
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(job.status != 0 for job in jobs):
             failed = True
             break
-    for _, _, jobs in done:
+    for _unused, _unused, jobs in done:
         for job in jobs:
             if job.status != 0:
                 print(f"\n== last {len(job.tail)} lines of {job.name} (exit {job.status})")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """qts_monitor: sample host and Observer resource use into a CSV for the stress run.
 
 One row per sampling slot, flushed as soon as it is written (the stress run tails the
@@ -428,7 +427,7 @@ class PidfileSelf:
     def remove(self) -> None:
         if self.path is None:
             return
-        pid, _, _ = read_pidfile(self.path)
+        pid, _unused, _unused = read_pidfile(self.path)
         if pid == os.getpid():
             with contextlib.suppress(OSError):
                 os.unlink(self.path)

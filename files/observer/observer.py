@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Start the QTS Observer: ``python observer.py --help`` documents everything."""
 
 import sys

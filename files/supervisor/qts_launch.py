@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """qts_launch: start an Observer the way its service needs it, then become it (exec).
 
 Usage::

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """qts_supervise: keep one service process running where systemd is not the service manager.
 
 Usage::
@@ -438,7 +437,7 @@ class Supervisor:
         self.wakeup_r = read_end
         signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         for signum in (*FORWARDED, signal.SIGCHLD):
-            signal.signal(signum, lambda *_: None)
+            signal.signal(signum, lambda *_unused: None)
 
     def pending_signals(self) -> list[int]:
         received: list[int] = []
@@ -526,7 +525,9 @@ def daemonize() -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qts_supervise.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="qts_supervise.py", description=__doc__.split("\n", maxsplit=1)[0]
+    )
     parser.add_argument("--spec", required=True, help="the service spec (JSON)")
     parser.add_argument("--foreground", action="store_true", help="do not daemonize")
     args = parser.parse_args(argv)

@@ -4,14 +4,17 @@
 
 Runs once on the controller after the stress play, whatever happened in it: it reads the
 variables each host's tasks set (below), builds the report (``plugin_utils/report.py``),
-writes report.json and junit.xml atomically, then points ``artifacts/latest`` at the run, and
-prints the table and the ``STRESS VERDICT`` line. No callback is needed for any of it.
+compares each host with its baseline and adds the run to the run history
+(``plugin_utils/regression.py``, ``plugin_utils/history.py``), writes report.json, junit.xml
+and report.html atomically, then points ``artifacts/latest`` at the run, and prints the table
+and the ``STRESS VERDICT`` line. No callback is needed for any of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,9 +28,20 @@ from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     run_tag,
     write_atomic,
 )
+from ansible_collections.qts.observer.plugins.plugin_utils.history import (
+    HISTORY_FILE,
+    HistoryError,
+    record_run,
+    trend,
+)
+from ansible_collections.qts.observer.plugins.plugin_utils.html_report import HTML_FILE, render
 from ansible_collections.qts.observer.plugins.plugin_utils.junit import junit_xml
+from ansible_collections.qts.observer.plugins.plugin_utils.regression import (
+    judge as judge_regressions,
+)
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
     build_report,
+    collection_version,
     now_utc,
     summary_lines,
 )
@@ -45,6 +59,7 @@ HOST_VARIABLES = {
     "phase": "__stress_phase",
     "collected": "__stress_collected",
     "capacity": "__stress_capacity",
+    "observer_identity": "__stress_observer_identity",
 }
 PLAN_VARIABLE = "__stress_plan"
 
@@ -76,12 +91,14 @@ class ActionModule(ActionBase):
     def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        _, args = self.validate_argument_spec(
+        _unused, args = self.validate_argument_spec(
             argument_spec={
                 "group": {"type": "str", "default": "observers"},
                 "artifacts_dir": {"type": "path", "default": "artifacts"},
                 "profile": {"type": "str", "default": "full"},
                 "seed": {"type": "int", "default": 0},
+                "baseline": {"type": "str", "default": "previous"},
+                "fail_on_regression": {"type": "bool", "default": False},
             }
         )
         hostvars = task_vars.get("hostvars") or {}
@@ -91,6 +108,8 @@ class ActionModule(ActionBase):
         hosts = list(run.get("hosts") or [])
         outcomes = {name: host_outcome(hostvars[name]) for name in hosts if name in hostvars}
         report = build_report(run, hosts, outcomes, refused=refused)
+        if not self._task.check_mode and not refused and hosts:
+            self._compare_and_record(report, args)
         for line in summary_lines(report):
             display.display(line)
         written = False
@@ -142,10 +161,30 @@ class ActionModule(ActionBase):
         refused = [str(planned.get("msg") or "the plan failed")] if planned else []
         return run, refused
 
+    @staticmethod
+    def _compare_and_record(report: dict, args: dict) -> None:
+        """Compare each host with its baseline, then add the run to the history; a history
+        that cannot be used is reported (the run's own verdict stands)."""
+        path = os.path.join(os.path.dirname(report["artifacts_dir"]), HISTORY_FILE)
+        report["history"] = {"path": path, "baseline": args["baseline"],
+                             "fail_on_regression": args["fail_on_regression"]}  # fmt: skip
+        try:
+            judge_regressions(report, path, args["baseline"], args["fail_on_regression"])
+            record_run(path, report, collection_version())
+            report["trends"] = {
+                host: trend(path, report, host) for host in report.get("hosts") or {}
+            }
+        except (HistoryError, sqlite3.Error, OSError) as exc:
+            report["history"]["problem"] = str(exc)
+            display.warning("run history not used: %s" % exc)
+
     def _write(self, report: dict) -> bool:
         folder = report["artifacts_dir"]
+        trends = report.pop("trends", {})
         text = json.dumps(report, indent=2, default=str) + "\n"
         write_atomic(os.path.join(folder, REPORT_FILE), text.encode("utf-8"))
         write_atomic(os.path.join(folder, JUNIT_FILE), junit_xml(report))
+        page = render(report, folder, collection_version=collection_version(), trends=trends)
+        write_atomic(os.path.join(folder, HTML_FILE), page.encode("utf-8"))
         link_latest(os.path.dirname(folder), os.path.basename(folder))
         return True

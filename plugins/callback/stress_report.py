@@ -27,7 +27,7 @@ description:
     happen rather than in bursts when a buffer fills.
   - Stays silent in plays that judge no level.
 author:
-  - qts.observer contributors
+  - QTS (@qts)
 requirements:
   - enable in configuration (C(callbacks_enabled = qts.observer.stress_report))
 options:

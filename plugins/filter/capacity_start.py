@@ -35,7 +35,7 @@ options:
     type: float
     required: true
 author:
-  - qts.observer contributors
+  - QTS (@qts)
 """
 
 EXAMPLES = r"""

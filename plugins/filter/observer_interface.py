@@ -27,7 +27,7 @@ options:
 requirements:
   - jmespath (on the controller, only when a field path is overridden)
 author:
-  - qts.observer contributors
+  - QTS (@qts)
 """
 
 EXAMPLES = r"""

@@ -346,7 +346,8 @@ def _recovery(baseline: dict | None, recovery: dict | None, limits: dict) -> dic
                 "%d monitor sample(s) in the %s window (at least %d needed)"
                 % (samples, name, MIN_SAMPLES),
             )
-    assert baseline is not None and recovery is not None
+    if baseline is None or recovery is None:  # unreachable: no samples above
+        raise AssertionError("recovery judged without a baseline or recovery window")
     cpu_gap = recovery["cpu_pct"]["sustained"] - baseline["cpu_pct"]["sustained"]
     mem_gap = recovery["memory_pct"]["sustained"] - baseline["memory_pct"]["sustained"]
     return _criterion(

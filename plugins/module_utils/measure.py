@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from collections import Counter
 
 from .observer_interface import LogReader, decision_paths, epoch, get, resolved_reference
-from .stats import summary_ms, sustained
+from .stats import spectrum_ms, summary_ms, sustained
 
 _RUN_ID = re.compile(rb'"run_id":"([^"\\]+)"')
 
@@ -116,16 +117,16 @@ def integrity(
     sent: dict[bytes, bytes], found: list[tuple[bytes, object, dict]], interface: dict | None = None
 ) -> dict:
     interface = interface or resolved_reference()
-    copies = Counter(run_id for run_id, _, _ in found)
+    copies = Counter(run_id for run_id, _unused, _unused in found)
     modified = sum(
         1
-        for run_id, embedded, _ in found
+        for run_id, embedded, _unused in found
         if run_id in sent and not _unchanged(embedded, sent[run_id])
     )
     allowed = set(interface["record_fields"])
     names = set(interface["decision_fields"])
     decisions: set[str] = set()
-    for _, _, record in found:
+    for _unused, _unused, record in found:
         decisions |= decision_paths(record, interface["paths"]["snapshot"], names)
     return {
         "sent": len(sent),
@@ -134,7 +135,7 @@ def integrity(
         "duplicated": sum(count - 1 for run_id, count in copies.items() if count > 1),
         "modified": modified,
         "unexpected": sum(1 for run_id in copies if run_id not in sent),
-        "extra_fields": sorted({key for _, _, r in found for key in set(r) - allowed})
+        "extra_fields": sorted({key for _unused, _unused, r in found for key in set(r) - allowed})
         if allowed
         else [],
         "decision_fields": sorted(decisions),
@@ -158,24 +159,9 @@ def latencies(
     the snapshot's scheduled send) where the records carry a dispatch time."""
     interface = interface or resolved_reference()
     paths = interface["paths"]
-    from_records = [
-        value
-        for value in (_number(get(record, paths["latency_ms"])) for _, _, record in found)
-        if value is not None
-    ]
-    from_log = [
-        value
-        for value in ((logged or {}).get(run_id) for run_id, _, _ in found)
-        if value is not None
-    ]
-    if from_records:
-        processing, source = from_records, "records (%s)" % interface["latency_ms"]
-    elif from_log:
-        processing, source = from_log, "log (dispatch lines)"
-    else:
-        processing, source = [], None
+    processing, source = _processing(found, interface, logged)
     end_to_end = []
-    for _, _, record in found:
+    for _unused, _unused, record in found:
         snapshot = get(record, paths["snapshot"])
         dispatched = get(record, paths["dispatched_at"])
         try:
@@ -185,9 +171,89 @@ def latencies(
             continue
     return {
         "latency_ms": summary_ms(processing) if source else None,
+        "latency_spectrum_ms": spectrum_ms(processing) if source else None,
         "latency_source": source,
         "e2e_latency_ms": summary_ms(end_to_end) if end_to_end else None,
     }
+
+
+def _processing(
+    found: list[tuple[bytes, object, dict]],
+    interface: dict,
+    logged: dict[bytes, float | None] | None,
+) -> tuple[list[float], str | None]:
+    """The records' processing latencies (those known) and where they come from."""
+    values, source = _each_latency(found, interface, logged)
+    return [value for value in values if value is not None], source
+
+
+def per_second(
+    found: list[tuple[bytes, object, dict]],
+    prefix: bytes,
+    *,
+    rate: float,
+    start: float,
+    duration_s: float,
+    interface: dict | None = None,
+    logged: dict[bytes, float | None] | None = None,
+) -> list[dict]:
+    """The level second by second (``t`` from its start): snapshots sent in it (their
+    run_id's sequence over the rate is their scheduled send), records written in it (by the
+    record's dispatch time; None when records carry none), and the processing latency
+    (p50, p99, max) of the snapshots sent in it (None when not measured). The samples of
+    the regression test and the charts."""
+    interface = interface or resolved_reference()
+    paths = interface["paths"]
+    seconds = max(1, math.ceil(duration_s))
+    sent = [0] * seconds
+    written: list[int] | None = [0] * seconds if paths["dispatched_at"] else None
+    latency: list[list[float]] = [[] for _unused in range(seconds)]
+    each, _unused = _each_latency(found, interface, logged)
+    latencies_of = dict(zip((run_id for run_id, _unused, _unused in found), each))
+    for run_id, _unused, record in found:
+        sequence = run_id[len(prefix) :]
+        if not sequence.isdigit():
+            continue
+        second = min(int(int(sequence) / rate), seconds - 1)
+        sent[second] += 1
+        value = latencies_of.get(run_id)
+        if value is not None:
+            latency[second].append(value)
+        if written is not None:
+            try:
+                at = epoch(str(get(record, paths["dispatched_at"]))) - start
+            except (TypeError, ValueError):
+                continue
+            written[min(max(int(at), 0), seconds - 1)] += 1
+    rows = []
+    for second in range(seconds):
+        summary = summary_ms(latency[second]) if latency[second] else None
+        rows.append({
+            "t": second,
+            "sent": sent[second],
+            "written": written[second] if written is not None else None,
+            "p50": summary["p50"] if summary else None,
+            "p99": summary["p99"] if summary else None,
+            "max": summary["max"] if summary else None,
+        })  # fmt: skip
+    return rows
+
+
+def _each_latency(
+    found: list[tuple[bytes, object, dict]],
+    interface: dict,
+    logged: dict[bytes, float | None] | None,
+) -> tuple[list[float | None], str | None]:
+    """Each record's processing latency in the order of ``found`` (None where unknown), from
+    the records where they carry it, else from the log's dispatch lines, and which."""
+    paths = interface["paths"]
+    from_records = [_number(get(record, paths["latency_ms"])) for _unused, _unused, record in found]
+    if any(value is not None for value in from_records):
+        return from_records, "records (%s)" % interface["latency_ms"]
+    from_log = [(logged or {}).get(run_id) for run_id, _unused, _unused in found]
+    if any(value is not None for value in from_log):
+        return from_log, "log (dispatch lines)"
+    return [None] * len(found), None
 
 
 def read_log(
@@ -290,7 +356,7 @@ def after_stop(
     sent: dict[bytes, bytes] = {}
     for path in ledgers:
         sent.update(read_ledger(path))
-    written = {run_id for run_id, _, _ in scan_records(output_dir, prefix, interface)}
+    written = {run_id for run_id, _unused, _unused in scan_records(output_dir, prefix, interface)}
     missing = [run_id for run_id in sent if run_id not in written]
     interface = interface or resolved_reference()
     held_lost = None
@@ -362,16 +428,19 @@ def monitor_window(path: str, start: float, end: float, window_s: float) -> dict
         ),
         "cpu_pct": {
             "sustained": sustained(cpu, window_s),
-            "peak": max((v for _, v in cpu), default=0.0),
+            "peak": max((v for _unused, v in cpu), default=0.0),
         },
         "memory_pct": {
             "sustained": sustained(memory, window_s),
-            "peak": max((v for _, v in memory), default=0.0),
+            "peak": max((v for _unused, v in memory), default=0.0),
         },
         "observer_cpu_pct": {
             "sustained": sustained(obs_cpu, window_s),
-            "peak": max((v for _, v in obs_cpu), default=0.0),
+            "peak": max((v for _unused, v in obs_cpu), default=0.0),
         },
-        "observer_rss_mb": {"peak": max((v for _, v in obs_rss), default=0.0)},
+        "observer_rss_mb": {"peak": max((v for _unused, v in obs_rss), default=0.0)},
         "observer_pids": sorted(pids),
+        # Each sample of the Observer's own CPU (percent of one core) in the window: the
+        # regression test's samples, which a neighbour's load on the machine does not move.
+        "observer_cpu_samples": [round(v, 2) for _unused, v in sorted(obs_cpu)],
     }

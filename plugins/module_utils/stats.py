@@ -27,6 +27,20 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     }
 
 
+# The latency spectrum's percentiles (a chart's x axis): up to p99.9, then the max.
+SPECTRUM = (0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
+
+
+def spectrum_ms(values: list[float]) -> dict[str, float]:
+    """``{"p50": .., "p75": .., ..., "p99.9": .., "max": ..}`` of a list of milliseconds."""
+    ordered = sorted(values)
+    found = {
+        "p%g" % (fraction * 100): round(percentile(ordered, fraction), 3) for fraction in SPECTRUM
+    }
+    found["max"] = round(ordered[-1], 3) if ordered else 0.0
+    return found
+
+
 def sustained(samples: list[tuple[float, float]], window_s: float) -> float:
     """The highest mean over any ``window_s`` of (time, value) samples: "sustained".
 

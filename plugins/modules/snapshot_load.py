@@ -26,7 +26,11 @@ description:
     snapshot was written exactly once and unchanged.
   - "Meant to run with C(async) and C(poll: 0) while the controller polls O(progress_file)."
 author:
-  - qts.observer contributors
+  - QTS (@qts)
+extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
+  - qts.observer.attributes.async
 attributes:
   check_mode:
     support: full
@@ -35,9 +39,6 @@ attributes:
     support: none
   async:
     support: full
-  platform:
-    support: full
-    platforms: posix
 options:
   pipe:
     description: The Observer's input named pipe.

@@ -18,15 +18,12 @@ description:
     fetch of them cannot fail its checksum, and they hold this run only.
   - A missing or unreadable file is reported in C(problems), never fatal.
 author:
-  - qts.observer contributors
+  - QTS (@qts)
 attributes:
   check_mode:
     support: none
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   monitor_csv:
     description: The monitor's CSV.
@@ -54,6 +51,8 @@ options:
     type: path
     required: true
 extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
   - qts.observer.observer_interface
 """
 
@@ -74,7 +73,13 @@ files:
   description: Each copy written, by kind (C(monitor_csv), C(log), C(metrics), C(rejects)).
   returned: always
   type: dict
-  sample: {log: {source: /var/log/qts_observer/observer.log, path: /run/qts_observer/stress/r/collect/observer.log, name: observer.log, lines: 1804, bytes: 190012}}
+  sample:
+    log:
+      source: /var/log/qts_observer/observer.log
+      path: /run/qts_observer/stress/r/collect/observer.log
+      name: observer.log
+      lines: 1804
+      bytes: 190012
 problems:
   description: Files that could not be collected, and why.
   returned: always

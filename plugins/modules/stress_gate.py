@@ -26,16 +26,16 @@ description:
     the stress role shows each breach in a task of its own, and
     M(qts.observer.stress_verdict) fails the run.
 author:
-  - qts.observer contributors
+  - QTS (@qts)
+extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
 attributes:
   check_mode:
     support: full
     details: Pure computation; judges the same way in check mode.
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   scope:
     description: What to judge.
@@ -72,7 +72,10 @@ options:
     description: Result of stopping the Observer (C(was_running), C(stopped_cleanly), C(exit_status), C(elapsed_s), C(timeout_s)) (scope=run).
     type: dict
   after_stop:
-    description: The run's records after the stop (C(qts_stress_after_stop) of M(qts.observer.stress_measure)); records the Observer had taken in and never wrote fail C(clean_shutdown) (scope=run).
+    description: >-
+      The run's records after the stop (C(qts_stress_after_stop) of
+      M(qts.observer.stress_measure)); records the Observer had taken in and never wrote fail
+      C(clean_shutdown) (scope=run).
     type: dict
   start_pid:
     description: The Observer's PID before the first level (scope=run).
@@ -124,7 +127,11 @@ qts_stress_level:
   type: dict
   contains:
     level: {description: Level number., type: int, sample: 1}
-    thresholds: {description: The thresholds judged against., type: dict, sample: {min_throughput: 4.8, max_latency_ms: 50, max_cpu_pct: 40, max_memory_pct: 60}}
+    thresholds:
+      description: >-
+        The thresholds judged against.
+      type: dict
+      sample: {max_cpu_pct: 40, max_latency_ms: 50, max_memory_pct: 60, min_throughput: 4.8}
     verdict: {description: "C(PASS), C(FAIL) or C(NOT MEASURED).", type: str, sample: PASS}
     breaches: {description: "Each breach: C(criterion), C(measured), C(limit), C(message).", type: list, elements: dict, sample: []}
     not_measured: {description: "What could not be measured: C(criterion), C(reason).", type: list, elements: dict, sample: []}

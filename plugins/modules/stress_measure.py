@@ -23,16 +23,13 @@ description:
     recovery after them.
   - Sustained CPU and memory are the highest mean over any rolling O(sustained_window_s).
 author:
-  - qts.observer contributors
+  - QTS (@qts)
 attributes:
   check_mode:
     support: full
     details: Reads only; the same figures are returned in check mode.
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   start:
     description: Epoch seconds where the window starts (the level's first send). Required unless O(last_s) is given.
@@ -90,6 +87,8 @@ options:
     type: list
     elements: path
 extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
   - qts.observer.observer_interface
 """
 
@@ -135,8 +134,8 @@ qts_stress_after_stop:
   type: dict
   contains:
     sent: {description: Snapshots sent in the whole run., type: int, sample: 27000}
-    written: {description: Of them, run_ids found in the records., type: int, sample: 27000}
-    missing: {description: Of them, run_ids found in no record., type: int, sample: 0}
+    written: {description: "Of them, run_ids found in the records.", type: int, sample: 27000}
+    missing: {description: "Of them, run_ids found in no record.", type: int, sample: 0}
     held_lost:
       description: Of the missing, those the Observer logged as dispatched (taken in, held, never written); null when it logs no dispatch line.
       type: int
@@ -155,6 +154,7 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     log_metrics,
     metrics_window,
     monitor_window,
+    per_second,
     read_ledger,
     read_log,
     scan_records,
@@ -174,7 +174,7 @@ def measure_level(params: dict) -> dict:
     drained_at = None
     while True:
         found = scan_records(params["output_dir"], prefix, interface)
-        written = {run_id for run_id, _, _ in found}
+        written = {run_id for run_id, _unused, _unused in found}
         if all(run_id in written for run_id in sent):
             drained_at = time.time()
             break
@@ -188,6 +188,10 @@ def measure_level(params: dict) -> dict:
     # Every record is reconciled; the warm-up's (the first ones sent) are left out of latency.
     warmup = round(params["rate"] * params["warmup_s"])
     figures.update(latencies(after_warmup(found, prefix, warmup), interface, log["dispatched"]))
+    figures["per_second"] = per_second(
+        found, prefix, rate=params["rate"], start=params["start"],
+        duration_s=params["duration_s"], interface=interface, logged=log["dispatched"],
+    )  # fmt: skip
     figures["warmup"] = warmup
     figures["drained_at"] = drained_at
     duration = params["duration_s"]

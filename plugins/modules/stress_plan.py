@@ -25,16 +25,16 @@ description:
     C(errors) is not empty (the task itself does not fail; the stress role shows the errors,
     ends the play, and the refused run's report says why).
 author:
-  - qts.observer contributors
+  - QTS (@qts)
+extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
 attributes:
   check_mode:
     support: full
     details: Validates and returns the plan without creating the artifacts folder.
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   profile:
     description: >-
@@ -125,23 +125,40 @@ qts_stress_run:
   contains:
     run_id: {description: Name of the run and of its folder., type: str, sample: 20261127T162013Z-ab12}
     run_tag: {description: The run's tag inside every run_id sent., type: str, sample: 20261127T162013Zab12}
-    run_id_prefix: {description: The start of every run_id the run sends (each level's is in its C(run_id_prefix))., type: str, sample: stress_20261127T162013Zab12L}
+    run_id_prefix:
+      description: >-
+        The start of every run_id the run sends (each level's is in its C(run_id_prefix)).
+      type: str
+      sample: stress_20261127T162013Zab12L
     artifacts_dir: {description: The run's folder on the controller., type: str, sample: /work/artifacts/20261127T162013Z-ab12}
-    profile: {description: The profile, or C(custom) when O(levels) override it., type: str, sample: smoke}
+    profile: {description: "The profile, or C(custom) when O(levels) override it.", type: str, sample: smoke}
     levels: {description: "The levels to run, each C({rate, duration_s, thresholds, run_id_prefix})", type: list, elements: dict, sample: []}
     capacity:
       description: The capacity search to run after the levels, or null.
       type: dict
       contains:
         settings: {description: The search's settings in force., type: dict, sample: {start_rate: 50.0, growth: 2.0}}
-        level_base: {description: The search's step N runs as level O(level_base) + N., type: int, sample: 4}
+        level_base: {description: "The search's step N runs as level C(level_base) + N.", type: int, sample: 4}
         min_capacity: {description: The floor of the highest sustainable rate (0 for none)., type: float, sample: 0.0}
-    interface: {description: "How the Observer is read: the resolved C(stress_observer_interface), see P(qts.observer.observer_interface#filter).", type: dict, sample: {run_id: snapshot.meta.run_id}}
-    timings: {description: Cooldown, set-up wait, final cooldown and sustained window in seconds., type: dict, sample: {cooldown_s: 2, setup_wait_s: 5, final_cooldown_s: 10, sustained_window_s: 5}}
+    interface:
+      description: >-
+        How the Observer is read: the resolved C(stress_observer_interface), see
+        P(qts.observer.observer_interface#filter).
+      type: dict
+      sample: {run_id: snapshot.meta.run_id}
+    timings:
+      description: >-
+        Cooldown, set-up wait, final cooldown and sustained window in seconds.
+      type: dict
+      sample: {cooldown_s: 2, final_cooldown_s: 10, setup_wait_s: 5, sustained_window_s: 5}
     limits: {description: The run-wide limits in force., type: dict, sample: {max_cpu_pct: 80.0}}
     seed: {description: Seed of the simulation., type: int, sample: 0}
     hosts: {description: The hosts of the run., type: list, elements: str, sample: [observer-01]}
-    settings: {description: "O(settings), checked and normalised (booleans as booleans).", type: dict, sample: {abort_on_breach: false, any_errors_fatal: false}}
+    settings:
+      description: >-
+        O(settings), checked and normalised (booleans as booleans).
+      type: dict
+      sample: {abort_on_breach: false, any_errors_fatal: false}
     started_at: {description: UTC time of the plan., type: str, sample: "2026-11-27T16:20:13Z"}
     started_epoch: {description: Epoch seconds of the plan (the start of the run's time span)., type: float, sample: 1795796413.0}
 errors:

@@ -20,7 +20,7 @@ description:
     C(FAILED - RETRYING) lines), then collects the load job O(job_id) and returns its result
     as C(load).
 author:
-  - qts.observer contributors
+  - QTS (@qts)
 attributes:
   action:
     support: full
@@ -30,9 +30,6 @@ attributes:
     details: Nothing runs in check mode (no level was started).
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   progress_file:
     description: The level's progress file.
@@ -75,7 +72,9 @@ options:
     type: float
     default: 10.0
   limits:
-    description: Run-wide limits that set the warning bands (C(warn_cpu_pct), C(max_cpu_pct), C(fail_cpu_pct), the same for memory, C(fail_latency_ms)); default the spec's.
+    description: >-
+      Run-wide limits that set the warning bands (C(warn_cpu_pct), C(max_cpu_pct),
+      C(fail_cpu_pct), the same for memory, C(fail_latency_ms)); default the spec's.
     type: dict
   job_id:
     description: The async job id of the level's M(qts.observer.snapshot_load) (action only).
@@ -92,6 +91,9 @@ options:
     description: Name printed on the progress lines (action only; default the inventory name).
     type: str
 extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
+  - qts.observer.attributes.action
   - qts.observer.observer_interface
 """
 
@@ -138,7 +140,7 @@ qts_stress_progress:
     memory_pct: {description: Sustained system memory over the last window., type: float, sample: 40.1}
     warnings: {description: Early warnings and fail signals at this poll., type: list, elements: str, sample: []}
     done: {description: Whether the load has ended., type: bool, sample: true}
-    failure: {description: Why the load ended early, or null., type: str, sample: null}
+    failure: {description: "Why the load ended early, or null.", type: str, sample: null}
 warnings_seen:
   description: Every warning of the level, once each, with the level and its time (action).
   returned: success

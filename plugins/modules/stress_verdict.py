@@ -17,13 +17,19 @@ description:
     first failure, whether it was reached, what was fetched) and the plan of
     M(qts.observer.stress_plan), combines them into each host's verdict (C(PASS), C(FAIL),
     C(NOT MEASURED), C(UNREACHABLE) or C(NOT RUN)) and the run's (C(PASS) only when every
-    host passed), prints the host x level table, each host's criteria and the line
-    C(STRESS VERDICT), and writes C(report.json) and C(junit.xml) into the run's folder. Only
-    then C(<artifacts_dir>/latest) points at the run.
+    host passed), compares each host with its baseline, adds the run to the run history,
+    prints the host x level table, each host's criteria and the line C(STRESS VERDICT), and
+    writes C(report.json), C(junit.xml) and C(report.html) (charts drawn by matplotlib when
+    it is installed) into the run's folder. Only then C(<artifacts_dir>/latest) points at
+    the run.
   - Also when the run never started (variables refused, no host matched the inventory), a
     report says why. The task does not fail; the playbook fails the run on its C(verdict).
 author:
-  - qts.observer contributors
+  - QTS (@qts)
+extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
+  - qts.observer.attributes.action
 attributes:
   action:
     support: full
@@ -33,9 +39,6 @@ attributes:
     details: Prints the verdict and writes nothing.
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
 options:
   group:
     description: The inventory group the stress play ran on (used when no plan exists, to say that no host matched).
@@ -53,6 +56,17 @@ options:
     description: The seed asked for, reported when no plan exists.
     type: int
     default: 0
+  baseline:
+    description:
+      - The run each host is compared with, from the run history C(history.sqlite) beside the
+        runs' folders. V(previous) is the last comparable run (same levels, Observer code and
+        configuration digests, host); a run_id names one; V(none) compares with nothing.
+    type: str
+    default: previous
+  fail_on_regression:
+    description: A regression against the baseline fails the host (and the run), named in the reasons.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""

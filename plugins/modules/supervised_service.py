@@ -28,6 +28,8 @@ description:
 author:
   - QTS (@qts)
 extends_documentation_fragment:
+  - qts.observer.attributes
+  - qts.observer.attributes.platform
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -37,8 +39,6 @@ attributes:
     support: full
     details: Shows the running state and the spec before and after.
   platform:
-    support: full
-    platforms: posix
     details: Linux; uses C(flock) and C(/proc).
 options:
   name:
@@ -335,6 +335,7 @@ def validate(module: AnsibleModule) -> None:
         int(params["umask"], 8)
     except ValueError:
         module.fail_json(msg=f"umask {params['umask']!r} is not an octal number")
+    params["python"] = params["python"] or sys.executable
     if params["state"] != "stopped":
         if not params["command"]:
             module.fail_json(msg="command must not be empty")
@@ -470,7 +471,7 @@ def main() -> None:
             "state_file": {"type": "path"},
             "spec_file": {"type": "path"},
             "supervisor": {"type": "path"},
-            "python": {"type": "path", "default": sys.executable},
+            "python": {"type": "path"},
             "restart": {
                 "type": "str",
                 "default": "on-failure",
@@ -544,7 +545,8 @@ def main() -> None:
                     module.fail_json(msg=message, log_tail=tail(params["log_file"] or ""), **result)
                 module.warn(message)
         if action in ("start", "restart"):
-            assert spec is not None
+            if spec is None:  # a start always has a spec: built above for every state but stopped
+                raise AssertionError("no service spec to start %s" % params["name"])
             result.update(launch(params, spec))
     except ServiceError as exc:
         result.update(exc.facts)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .report import (
+    FAILED,
     NOT_MEASURED,
     NOT_RUN,
     PASSED,
@@ -180,6 +181,29 @@ def _run_cases(entry: Mapping[str, Any], run_time: float) -> list[dict]:
     return cases
 
 
+def _regression_cases(entry: Mapping[str, Any], fails: bool) -> list[dict]:
+    """A testcase per regression check; a regression (or a check that could not be made) is
+    a failure when regressions fail the run (``stress_fail_on_regression``), else it is shown
+    in the testcase's figures only."""
+    cases = []
+    for check in (entry.get("regression") or {}).get("checks") or []:
+        case: dict[str, Any] = {
+            "name": "L%s %s" % (check.get("level"), check.get("metric")),
+            "figures": {key: check.get(key) for key in (
+                "baseline_run", "baseline", "current", "change_pct", "p_value", "direction",
+                "verdict", "message")},
+        }  # fmt: skip
+        if check.get("verdict") == FAILED and fails:
+            case.update(
+                failure=check.get("message"), type="regression", detail=check.get("message")
+            )
+        elif check.get("verdict") == NOT_MEASURED and fails:
+            case.update(failure="NOT MEASURED: %s" % check.get("message"), type="not_measured",
+                        detail=check.get("message"))  # fmt: skip
+        cases.append(case)
+    return cases
+
+
 def _add_case(suite: ET.Element, classname: str, case: Mapping[str, Any]) -> bool:
     element = ET.SubElement(
         suite,
@@ -249,6 +273,8 @@ def junit_xml(report: Mapping[str, Any]) -> bytes:
             for case in _level_cases(levels.get(number), shorten(why))
         ]
         cases += [("%s.run" % host, case) for case in _run_cases(entry, run_time)]
+        fails = bool((report.get("history") or {}).get("fail_on_regression"))
+        cases += [("%s.regression" % host, case) for case in _regression_cases(entry, fails)]
         failures = sum(_add_case(suite, classname, case) for classname, case in cases)
         for key, value in (
             ("tests", len(cases)),

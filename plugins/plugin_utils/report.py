@@ -10,6 +10,8 @@ the host's verdict, and the run's: PASS only when every host of the inventory pa
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +22,24 @@ NOT_MEASURED = "NOT MEASURED"
 UNREACHABLE = "UNREACHABLE"
 NOT_RUN = "NOT RUN"
 REASON_MAX_CHARS = 160
+
+
+def collection_version() -> str | None:
+    """This collection's version: MANIFEST.json once installed, galaxy.yml in a checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        with open(os.path.join(root, "MANIFEST.json")) as handle:
+            return json.load(handle)["collection_info"]["version"]
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        with open(os.path.join(root, "galaxy.yml")) as handle:
+            for line in handle:
+                if line.startswith("version:"):
+                    return line.split(":", 1)[1].strip().strip("'\"")
+    except OSError:
+        pass
+    return None
 
 
 def now_utc() -> str:
@@ -195,6 +215,7 @@ def build_report(
         entry["warnings"] = list(outcome["warnings"] or [])
         entry["artifacts"] = outcome["collected"] or {}
         entry["failure_is_verdict"] = bool(outcome.get("failure_is_verdict"))
+        entry["observer_identity"] = outcome.get("observer_identity")
         if run.get("capacity") is not None:
             entry["capacity"] = capacity_entry(outcome.get("capacity"))
         entries[name] = entry

@@ -44,7 +44,7 @@ def capacity_run(tmp_path: Path, root: Path, variables: dict, *extra: str):
     artifacts = tmp_path / "artifacts"
     run = make_smoke("inventories/local", artifacts, "-e", f"qts_local_root={root}", *extra,
                      "-e", f"@{variables_file}")  # fmt: skip
-    report, junit, _ = latest_report(artifacts)
+    report, junit, _unused = latest_report(artifacts)
     return run, report, junit
 
 
@@ -150,7 +150,9 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
         )  # fmt: skip
         assert provisioned.returncode == 0, provisioned.stdout[-3000:]
         with generator_capped(15):
-            run, report, _ = capacity_run(tmp_path, root, variables, "--skip-tags", "provision")
+            run, report, _unused = capacity_run(
+                tmp_path, root, variables, "--skip-tags", "provision"
+            )
     result = report["hosts"]["localhost"]["capacity"]["result"]
     assert result["ending"] == "generator", run.stdout[-3000:]
     assert result["limited_by"] == "generator"

@@ -72,6 +72,7 @@ def test_raw_data_is_fetched_whole_while_the_monitor_writes_fast(tmp_path):
             capture_output=True,
             text=True,
             timeout=180,
+            check=False,
         )
     finally:
         stop.set()

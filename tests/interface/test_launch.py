@@ -98,7 +98,7 @@ def test_a_bad_input_pipe_is_named(tmp_path, make, message):
     path = tmp_path / "input.fifo"
     make(path)
     proc = launch(tmp_path, "--stdin-fifo", str(path))
-    _, err = proc.communicate(timeout=10)
+    _unused, err = proc.communicate(timeout=10)
     assert proc.returncode != 0
     assert f"input pipe {path}" in err and message in err
 

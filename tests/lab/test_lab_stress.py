@@ -103,7 +103,7 @@ def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
     kill_observer_mid_level_2(run, lab[VICTIM])
     assert run.wait() != 0, run.text[-4000:]
 
-    report, _, run_dir = latest_report(artifacts)
+    report, _unused, run_dir = latest_report(artifacts)
     assert sorted(report["hosts"]) == HOSTS
     assert report["verdict"] == "FAIL"
     assert report["hosts"][VICTIM]["levels"][1]["failure"].startswith("process failure")

@@ -62,7 +62,7 @@ def fleet(tmp_path_factory) -> Iterator[dict]:
         shutil.copytree(LAB.inventory, inventory)
         (inventory / "group_vars" / "all.yml").write_text(f"observer_source_dir: {TEAM_OBSERVER}\n")
         (inventory / "host_vars").mkdir()
-        for host, (fault, _) in FLEET.items():
+        for host, (fault, _unused) in FLEET.items():
             (inventory / "host_vars" / f"{host}.yml").write_text(host_vars(fault))
         artifacts = work / "artifacts"
         run = SmokeRun(inventory, artifacts, "-e", f"@{PROFILE}", *levels_args(LEVELS))
@@ -117,7 +117,7 @@ def test_the_fleet_fails_and_names_each_faulty_host(fleet):
     assert fleet["returncode"] != 0
     assert report["verdict"] == "FAIL"
     assert {host: e["verdict"] for host, e in report["hosts"].items()} == {
-        host: "PASS" if not fault else "FAIL" for host, (fault, _) in FLEET.items()
+        host: "PASS" if not fault else "FAIL" for host, (fault, _unused) in FLEET.items()
     }
     reasons = dict(reason.split(": ", 1) for reason in report["reasons"])
     assert set(reasons) == {"observer-03", "observer-04", "observer-05", "observer-06"}

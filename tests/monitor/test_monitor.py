@@ -367,7 +367,7 @@ def test_network_counts_traffic_on_named_interface(tmp_path, procs, monitors):
 
     def drain() -> None:
         nonlocal received
-        conn, _ = server.accept()
+        conn, _unused = server.accept()
         with conn:
             while chunk := conn.recv(1 << 16):
                 received += len(chunk)
@@ -491,10 +491,10 @@ SPINNER_FULL_CORE = 92.0  # kernel-measured share at which the spinner "has" its
 
 def _window_figures(window: list[Snapshot], pid: int) -> dict[str, float]:
     """The monitor's figures over a window and the same figures from the kernel."""
-    (_, (busy0, total0), ticks0, t0) = window[0]
-    (_, (busy1, total1), ticks1, t1) = window[-1]
-    measured = [row for row, *_ in window[1:]]  # rows sampled inside the window
-    stamps = [parse_ts(row["Timestamp"]) for row, *_ in window]
+    (_unused, (busy0, total0), ticks0, t0) = window[0]
+    (_unused, (busy1, total1), ticks1, t1) = window[-1]
+    measured = [row for row, *_unused in window[1:]]  # rows sampled inside the window
+    stamps = [parse_ts(row["Timestamp"]) for row, *_unused in window]
     weights = [b - a for a, b in zip(stamps, stamps[1:])]
     assert all(row["Observer_PID"] == str(pid) for row in measured)
 

@@ -194,7 +194,9 @@ def test_second_instance_on_same_output_dir_refused(observer_factory, tmp_path):
     second = observer_factory(subdir="second")
     argv = second.argv()
     argv[argv.index("--output-dir") + 1] = str(first.output_dir)
-    result = subprocess.run(argv, cwd=OBSERVER_DIR, capture_output=True, text=True, timeout=20)
+    result = subprocess.run(
+        argv, cwd=OBSERVER_DIR, capture_output=True, text=True, timeout=20, check=False
+    )
     assert result.returncode == 3
     assert f"owned by another Observer (pid {first.proc.pid})" in result.stderr
     assert first.proc.poll() is None
@@ -354,7 +356,12 @@ def test_hostile_lines_are_set_aside_and_valid_ones_kept(observer_factory):
 def test_bad_configuration_stops_before_reading(observer_factory, config, expected):
     observer = observer_factory(config)
     result = subprocess.run(
-        observer.argv(), cwd=OBSERVER_DIR, capture_output=True, text=True, timeout=20
+        observer.argv(),
+        cwd=OBSERVER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
@@ -365,6 +372,7 @@ def test_bad_configuration_stops_before_reading(observer_factory, config, expect
         capture_output=True,
         text=True,
         timeout=20,
+        check=False,
     )
     assert check.returncode == 2 and expected in check.stderr
 
@@ -387,6 +395,7 @@ def test_unparseable_configuration_is_named(tmp_path, text):
         capture_output=True,
         text=True,
         timeout=20,
+        check=False,
     )
     assert result.returncode == 2
     assert str(path) in result.stderr and result.stderr.count("\n") == 1
@@ -399,10 +408,15 @@ def test_shipped_configuration_is_valid_and_help_documents_options():
         capture_output=True,
         text=True,
         timeout=20,
+        check=False,
     )
     assert check.returncode == 0, check.stderr
     helptext = subprocess.run(
-        [sys.executable, "observer.py", "--help"], cwd=OBSERVER_DIR, capture_output=True, text=True
+        [sys.executable, "observer.py", "--help"],
+        cwd=OBSERVER_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     for option in ("--config", "--output-dir", "--input", "--pidfile", "--log-file", "SIGKILL"):
         assert option in helptext

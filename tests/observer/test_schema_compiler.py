@@ -60,7 +60,7 @@ def assert_agrees(doc: Any) -> bool:
     expected = CONTRACT.is_valid(doc)
     for label, validate in COMPILED.items():
         got = validate(doc)
-        assert type(got) is bool
+        assert isinstance(got, bool)
         assert got == expected, f"{label}: compiled={got} jsonschema={expected} for {doc!r}"
     return expected
 
@@ -347,7 +347,7 @@ class Maker:
     def mutated_doc(self) -> Any:
         """A valid snapshot with one (mostly) to three targeted defects."""
         doc: Any = self.valid_doc()
-        for _ in range(self.r.choice((1, 1, 1, 1, 2, 3))):
+        for _unused in range(self.r.choice((1, 1, 1, 1, 2, 3))):
             nodes = [(doc, section) for section in doc]
             nodes += [
                 (doc[section], key)
@@ -382,7 +382,7 @@ class Maker:
     def json_string(self) -> str:
         if self.chance(0.5):
             return self.text(ALNUM + ODD_CHARS + "-:._", 0, 12)
-        return "".join(chr(self.r.randrange(0x110000)) for _ in range(self.length(0, 8)))
+        return "".join(chr(self.r.randrange(0x110000)) for _unused in range(self.length(0, 8)))
 
     def json_value(self, depth: int) -> Any:
         kind = self.r.randrange(9 if depth > 0 else 6)
@@ -401,8 +401,11 @@ class Maker:
         if kind == 5:
             return self.r.choice(NASTY)
         if kind == 6:
-            return [self.json_value(depth - 1) for _ in range(self.r.randint(0, 3))]
-        return {self.json_string(): self.json_value(depth - 1) for _ in range(self.r.randint(0, 3))}
+            return [self.json_value(depth - 1) for _unused in range(self.r.randint(0, 3))]
+        return {
+            self.json_string(): self.json_value(depth - 1)
+            for _unused in range(self.r.randint(0, 3))
+        }
 
     def shaped_doc(self) -> Any:
         """Snapshot-shaped objects whose leaves are anything, valid or not."""
@@ -423,7 +426,7 @@ BATCH = 3
 def batches(build: Callable[[Maker], Any]) -> st.SearchStrategy[list[Any]]:
     def make(seed: int) -> list[Any]:
         maker = Maker(seed)
-        return [build(maker) for _ in range(BATCH)]
+        return [build(maker) for _unused in range(BATCH)]
 
     return seeds.map(make)
 
@@ -458,7 +461,7 @@ def test_example_snapshot_is_valid() -> None:
         },
         "system_state": {"status": "running", "memory_usage": 45.3},
     }
-    for _ in range(3):  # cold and warm memo
+    for _unused in range(3):  # cold and warm memo
         assert assert_agrees(doc) is True
     broken = copy.deepcopy(doc)
     broken["market_data"]["volume"] = True
@@ -749,7 +752,7 @@ def test_small_schema_matches_jsonschema(schema: Any) -> None:
     contract = jsonschema.Draft202012Validator(schema)
     compiled = compile_schema(schema)
     for instance in SMALL_INSTANCES:
-        for _ in range(2):  # cold and warm memo
+        for _unused in range(2):  # cold and warm memo
             assert compiled(instance) == contract.is_valid(instance), (schema, instance)
 
 
@@ -801,7 +804,7 @@ def test_memo_never_changes_a_result() -> None:
         {"type": "string", "pattern": "^[a-z]+$"}, memo_size=3, memo_probe_interval=5
     )
     words = [f"w{'abc'[i % 3]}" for i in range(50)] + ["abc", "ab1", "abc\n", "abc"]
-    for _ in range(3):
+    for _unused in range(3):
         for word in words:
             assert compiled(word) == bool(__import__("re").search("^[a-z]+$", word))
 

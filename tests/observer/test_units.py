@@ -61,7 +61,7 @@ def test_splitter_bounds_memory_and_reports_oversized_lines():
     splitter = LineSplitter(max_line_bytes=100, sample_bytes=10)
     lines, oversized = splitter.feed(b"short\n" + b"x" * 80)
     assert lines == [b"short"] and not oversized
-    for _ in range(1000):  # a 1 MB line arrives in pieces: never held whole
+    for _unused in range(1000):  # a 1 MB line arrives in pieces: never held whole
         lines, oversized = splitter.feed(b"y" * 1000)
         assert not lines and not oversized
         assert splitter.partial_bytes <= 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import xml.etree.ElementTree as ET
+from types import MappingProxyType
 
 import pytest
 from ansible_collections.qts.observer.plugins.module_utils.gate import (
@@ -33,13 +34,16 @@ RUN = {
     "hosts": ["observer-01", "observer-02", "observer-03", "observer-04"],
 }
 BASELINE = {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 40.0}, "samples": 5}
-STOP = {
-    "was_running": True,
-    "stopped_cleanly": True,
-    "exit_status": 0,
-    "elapsed_s": 0.1,
-    "timeout_s": 10,
-}
+# Read-only (a default argument below): a mapping proxy, not a dict.
+STOP = MappingProxyType(
+    {
+        "was_running": True,
+        "stopped_cleanly": True,
+        "exit_status": 0,
+        "elapsed_s": 0.1,
+        "timeout_s": 10,
+    }
+)
 
 
 def metrics(number: int, **changes) -> dict:

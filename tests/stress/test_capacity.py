@@ -10,7 +10,7 @@ from ansible_collections.qts.observer.plugins.module_utils.gate import judge_run
 from ansible_collections.qts.observer.plugins.module_utils.profile import RUN_LIMITS
 from ansible_collections.qts.observer.plugins.modules.stress_plan import plan_run
 
-SETTINGS, _ = capacity.resolve_settings({})
+SETTINGS, _unused = capacity.resolve_settings({})
 LENIENT = {**RUN_LIMITS, "fail_cpu_pct": 100.0, "fail_memory_pct": 100.0}
 
 
@@ -96,12 +96,12 @@ def test_a_generator_that_cannot_keep_up_ends_the_search_as_generator_bound():
 def test_back_pressure_is_the_observer_and_an_empty_pipe_is_the_generator():
     slow_observer = capacity.step_figures(*step_run(4000, limit=2000), {
         "step": 1, "level": 1, "phase": "ramp", "rate": 4000, "warmup_s": 2, "step_s": 8})  # fmt: skip
-    breaches, _ = capacity.judge_step(slow_observer, SETTINGS, LENIENT)
+    breaches, _unused = capacity.judge_step(slow_observer, SETTINGS, LENIENT)
     assert [b["criterion"] for b in breaches][:1] == ["throughput"]
     assert "back-pressure" in breaches[0]["message"]
     slow_generator = capacity.step_figures(*step_run(4000, limit=9000, generator=2000), {
         "step": 1, "level": 1, "phase": "ramp", "rate": 4000, "warmup_s": 2, "step_s": 8})  # fmt: skip
-    breaches, _ = capacity.judge_step(slow_generator, SETTINGS, LENIENT)
+    breaches, _unused = capacity.judge_step(slow_generator, SETTINGS, LENIENT)
     assert breaches[0]["criterion"] == "generator"
     assert "only 0.00 s of it waiting on the pipe" in breaches[0]["message"]
 
@@ -200,7 +200,9 @@ def test_the_plan_appends_the_search_or_runs_it_alone_and_refuses_bad_settings()
     assert errors == [] and after["capacity"]["level_base"] == 4
     assert after["capacity"]["min_capacity"] == 1000
     assert _plan()[0]["capacity"] is None
-    _, errors = _plan(profile="capacity", capacity={"start_rat": 5, "growth": 1, "max_rate": -1})
+    _unused, errors = _plan(
+        profile="capacity", capacity={"start_rat": 5, "growth": 1, "max_rate": -1}
+    )
     assert any("unknown key 'start_rat'" in e for e in errors)
     assert any("stress_capacity.growth must be a number > 1" in e for e in errors)
     assert any("stress_capacity.max_rate" in e for e in errors)

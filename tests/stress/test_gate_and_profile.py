@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from types import MappingProxyType
 
 import pytest
 from ansible_collections.qts.observer.plugins.module_utils.gate import (
@@ -102,14 +103,19 @@ def four_levels(**overrides_by_rate) -> list[dict]:
     return levels
 
 
-BASELINE = {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 40.0}, "samples": 10}
-CLEAN_STOP = {
-    "was_running": True,
-    "stopped_cleanly": True,
-    "exit_status": 0,
-    "elapsed_s": 0.4,
-    "timeout_s": 10,
-}
+# Read-only (default arguments below): mapping proxies, not dicts.
+BASELINE = MappingProxyType(
+    {"cpu_pct": {"sustained": 5.0}, "memory_pct": {"sustained": 40.0}, "samples": 10}
+)
+CLEAN_STOP = MappingProxyType(
+    {
+        "was_running": True,
+        "stopped_cleanly": True,
+        "exit_status": 0,
+        "elapsed_s": 0.4,
+        "timeout_s": 10,
+    }
+)
 
 
 def run_verdicts(
@@ -194,7 +200,7 @@ def test_each_run_wide_criterion_fails_on_its_own_evidence(kwargs, failed):
         levels = four_levels(**{"10": {"errors": 17}})
         assert run_verdicts(four_levels(**{"10": {"errors": 16}}))[0]["error_rate"] == "PASS"
         kwargs = {"levels": levels}
-    verdicts, _ = run_verdicts(**{"levels": four_levels(), **kwargs})
+    verdicts, _unused = run_verdicts(**{"levels": four_levels(), **kwargs})
     failures = {name for name, verdict in verdicts.items() if verdict == "FAIL"}
     assert failed in failures
     # A collapse of throughput is also a scaling failure, a modified snapshot both an
@@ -203,7 +209,7 @@ def test_each_run_wide_criterion_fails_on_its_own_evidence(kwargs, failed):
 
 
 def test_scaling_limit_is_ninety_percent_and_recovery_limits_are_inclusive():
-    verdicts, _ = run_verdicts(four_levels(**{"50": {"throughput": 45.0}}))
+    verdicts, _unused = run_verdicts(four_levels(**{"50": {"throughput": 45.0}}))
     assert verdicts["scaling"] == "PASS"
     exact = {
         "cpu_pct": {"sustained": 5.0 + RUN_LIMITS["recovery_cpu_points"]},
@@ -379,7 +385,7 @@ def test_run_wide_limits_come_from_stress_limits():
     }
     assert verdicts["resources"] == "PASS"
     recovery = dict(BASELINE, cpu_pct={"sustained": 60.0})
-    lax, _ = resolve_limits({"recovery_cpu_points": 100})
+    lax, _unused = resolve_limits({"recovery_cpu_points": 100})
     criteria = judge_run(
         four_levels(),
         4,
@@ -405,17 +411,17 @@ def test_run_wide_limits_come_from_stress_limits():
     ],
 )
 def test_bad_limits_are_named(overrides, message):
-    _, errors = resolve_limits(overrides)
+    _unused, errors = resolve_limits(overrides)
     assert any(message in error for error in errors), errors
 
 
 def test_windows_that_cannot_be_measured_are_refused():
     smoke, errors = resolve_timings("smoke", {})
     assert errors == [] and window_errors(profile_levels("smoke"), smoke) == []
-    full, _ = resolve_timings("full", {})
+    full, _unused = resolve_timings("full", {})
     assert window_errors(profile_levels("full"), full) == []
     assert PROFILE_TIMINGS["smoke"]["duration_s"] >= PROFILE_TIMINGS["smoke"]["sustained_window_s"]
-    long_window, _ = resolve_timings("smoke", {"sustained_window_s": 10})
+    long_window, _unused = resolve_timings("smoke", {"sustained_window_s": 10})
     errors = window_errors(profile_levels("smoke"), long_window)
     assert any(
         "stress_levels[1].duration_s (5 s) is shorter than the sustained window" in e
@@ -423,9 +429,9 @@ def test_windows_that_cannot_be_measured_are_refused():
     )
     assert any("stress_setup_wait_s (5 s)" in e for e in errors)
     assert any("stress_final_cooldown_s (10 s) must be at least twice" in e for e in errors)
-    tiny, _ = resolve_timings("smoke", {"sustained_window_s": 1})
+    tiny, _unused = resolve_timings("smoke", {"sustained_window_s": 1})
     assert "at least 4 s" in window_errors(profile_levels("smoke"), tiny)[0]
-    _, errors = resolve_timings("smoke", {"cooldown_s": -1, "speed": 2})
+    _unused, errors = resolve_timings("smoke", {"cooldown_s": -1, "speed": 2})
     assert any("stress_cooldown_s must be a number of seconds" in e for e in errors)
     assert any("unknown key 'speed'" in e for e in errors)
 
@@ -439,7 +445,7 @@ def test_a_limit_of_100_percent_is_no_limit():
     assert [b["criterion"] for b in judge_level(saturated, dict(lax, max_cpu_pct=99.9))] == [
         "max_cpu_pct"
     ]
-    limits, _ = resolve_limits({"max_cpu_pct": 100, "max_memory_pct": 100})
+    limits, _unused = resolve_limits({"max_cpu_pct": 100, "max_memory_pct": 100})
     levels = four_levels(**{"50": {"cpu_pct.sustained": 100.0}})
     criteria = judge_run(
         levels, 4, baseline=BASELINE, recovery=BASELINE, shutdown=CLEAN_STOP,

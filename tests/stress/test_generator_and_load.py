@@ -129,11 +129,11 @@ def test_injector_is_open_loop_flushes_each_line_and_keeps_a_ledger(tmp_path, sl
     os.close(fd)
     reader.close()
     assert outcome.failure is None and outcome.sent == outcome.planned == 100
-    received = [line for _, line in reader.arrivals]
+    received = [line for _unused, line in reader.arrivals]
     assert received == ledger.read_bytes().splitlines()
     # Lines arrive spread over the schedule, not in bursts: 100 lines at 20 ms intervals
     # would take about 2 s; a block-buffered sender would deliver them in a few lumps.
-    arrival_times = [t for t, _ in reader.arrivals]
+    arrival_times = [t for t, _unused in reader.arrivals]
     distinct_reads = len({round(t, 4) for t in arrival_times})
     assert distinct_reads >= 80
     assert arrival_times[-1] - arrival_times[0] >= 1.9

@@ -113,7 +113,7 @@ def _tampered(work, tmp_path, edit, interface=None):
 
 
 def test_lost_duplicated_modified_and_extra_fields_are_counted(level_run, tmp_path):
-    work, _ = level_run
+    work, _unused = level_run
     lost = _tampered(work, tmp_path / "a", lambda lines: lines[3:])
     assert (lost["lost"], lost["written"]) == (3, 397)
     dup = _tampered(work, tmp_path / "b", lambda lines: [*lines, lines[0], lines[1]])
@@ -137,7 +137,7 @@ def test_lost_duplicated_modified_and_extra_fields_are_counted(level_run, tmp_pa
 
 def test_a_reserialising_observer_is_compared_by_content(level_run, tmp_path):
     """Embedded by content, not bytes: spacing is no change, a price is."""
-    work, _ = level_run
+    work, _unused = level_run
     by_content = resolve({"embeds_verbatim": False})["interface"]
     spaced = _tampered(
         work,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Make, on the controller, an Observer source tree that dies on SIGTERM without draining.
 
     sigterm_dies.py <files/observer> <dest>

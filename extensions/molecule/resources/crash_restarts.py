@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run on a Molecule instance (as root): SIGKILL a unit's main process N times in a row and
 print, as JSON, how long systemd waited each time before the new process started.
 
@@ -36,7 +35,7 @@ def wait_running(unit: str, not_pid: str, timeout_s: float = 60.0) -> float:
 def main() -> None:
     unit, count = sys.argv[1], int(sys.argv[2])
     delays = []
-    for _ in range(count):
+    for _unused in range(count):
         wait_running(unit, "0")
         pid = show(unit)["MainPID"]
         killed = time.monotonic()

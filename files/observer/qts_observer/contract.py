@@ -40,10 +40,11 @@ class SnapshotContract:
 
 def known_run_id(document: Any) -> str | None:
     """The snapshot's run_id when the document has a usable one, else None."""
-    if type(document) is dict:
+    # JSON values: a dict or str here is exactly one (json.loads makes no subclass).
+    if isinstance(document, dict):
         meta = document.get("meta")
-        if type(meta) is dict:
+        if isinstance(meta, dict):
             run_id = meta.get("run_id")
-            if type(run_id) is str:
+            if isinstance(run_id, str):
                 return run_id
     return None

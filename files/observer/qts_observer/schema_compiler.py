@@ -346,7 +346,7 @@ class _Generator:
                     raise SchemaCompileError("enum must be an array", pointer, "enum")
             else:
                 values = [schema["const"]]
-            strings = frozenset(v for v in values if type(v) is str)
+            strings = frozenset(v for v in values if isinstance(v, str))
             str_set = self.const("e", strings)
             all_values = self.const("e", tuple(values))
             self.emit(
@@ -590,7 +590,11 @@ def compile_schema(
         ("memo_max_len", memo_max_len),
         ("memo_probe_interval", memo_probe_interval),
     ):
-        if type(value) is not int or value < (0 if label == "memo_size" else 1):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < (0 if label == "memo_size" else 1)
+        ):
             raise ValueError(f"bad {label}: {value!r}")
     gen = _Generator(schema, memo_size, memo_max_len, memo_probe_interval)
     gen.node(schema, "instance", "", 2, ("#",))

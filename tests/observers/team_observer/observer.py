@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A team's own Observer, as the runbook knows it: a test double that shares no code with the
 collection's reference Observer (files/observer).
 

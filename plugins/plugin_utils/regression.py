@@ -1,0 +1,193 @@
+# Copyright: qts.observer contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Regressions against a baseline run: each level's figures compared with the baseline's.
+
+A regression needs both: the per-second samples differ in the worse direction by a one-sided
+Mann-Whitney U test (scipy's; ``ALPHA``), and the change is at least the metric's minimum
+effect (p99 latency or the Observer's CPU up, throughput down, by 20 % and an absolute floor). Noise between
+two runs of the same configuration passes the first rarely and the second almost never;
+``make bench-regression`` measures the false alarm rate. Runs on the controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.qts.observer.plugins.plugin_utils.history import (
+    comparable_runs,
+    host_run,
+    level_row,
+    levels_key,
+)
+
+ALPHA = 0.01
+MIN_SAMPLES = 5
+# metric -> (per-second samples, level figure of the effect, worse direction, minimum
+# relative change, minimum absolute change in the figure's unit).
+METRICS: dict[str, tuple[str, str, str, float, float]] = {
+    "p99_latency_ms": ("p99_ms", "p99_ms", "up", 0.20, 1.0),
+    "throughput": ("written", "throughput", "down", 0.20, 0.0),
+    # The Observer's own CPU (percent of one core): the machine's moves with its neighbours.
+    "observer_cpu_pct": ("observer_cpu_pct", "observer_cpu_pct", "up", 0.20, 5.0),
+}
+
+
+def _mann_whitney(current: list[float], baseline: list[float], worse: str) -> float:
+    from scipy.stats import mannwhitneyu  # noqa: PLC0415 (only where a baseline exists)
+
+    alternative = "greater" if worse == "up" else "less"
+    return float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
+
+
+def _check(
+    metric: str,
+    number: int,
+    current: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    baseline_run: str,
+) -> dict:
+    samples_key, figure, worse, relative, absolute = METRICS[metric]
+    check = {
+        "level": number, "rate": current.get("rate"), "metric": metric,
+        "baseline_run": baseline_run, "baseline": baseline.get(figure),
+        "current": current.get(figure), "change_pct": None, "p_value": None,
+        "direction": "%s is worse" % worse,
+    }  # fmt: skip
+    now_samples = [float(v) for v in (current["samples"].get(samples_key) or [])]
+    then_samples = [float(v) for v in (baseline["samples"].get(samples_key) or [])]
+    if check["current"] is None or check["baseline"] is None:
+        return dict(check, verdict="NOT MEASURED", message="%s not measured in both runs" % metric)
+    if min(len(now_samples), len(then_samples)) < MIN_SAMPLES:
+        return dict(check, verdict="NOT MEASURED",
+                    message="%s: fewer than %d per-second samples (%d now, %d in the baseline)"
+                    % (metric, MIN_SAMPLES, len(now_samples), len(then_samples)))  # fmt: skip
+    try:
+        p_value = _mann_whitney(now_samples, then_samples, worse)
+    except ImportError:
+        return dict(check, verdict="NOT MEASURED",
+                    message="the regression test needs scipy on the controller")  # fmt: skip
+    change = check["current"] - check["baseline"]
+    worse_by = change if worse == "up" else -change
+    ratio = worse_by / abs(check["baseline"]) if check["baseline"] else float("inf")
+    check["change_pct"] = (
+        round(100.0 * change / check["baseline"], 2) if check["baseline"] else None
+    )
+    check["p_value"] = round(p_value, 6)
+    regressed = p_value < ALPHA and ratio >= relative and worse_by >= absolute
+    check["verdict"] = "FAIL" if regressed else "PASS"
+    check["message"] = "L%d (%g/s) %s: %s -> %s (%s), Mann-Whitney p=%.2g%s" % (
+        number, current.get("rate") or 0, metric, _figure(check["baseline"]),
+        _figure(check["current"]),
+        "%+.1f %%" % check["change_pct"] if check["change_pct"] is not None else "from 0",
+        p_value,
+        ": a regression against %s (%s; at least %g %% worse needed)"
+        % (baseline_run, check["direction"], 100 * relative) if regressed else "",
+    )  # fmt: skip
+    return check
+
+
+def _figure(value: Any) -> str:
+    return "%.3g" % value if isinstance(value, (int, float)) else str(value)
+
+
+def compare(current: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dict]:
+    """Every check of every level both runs have (rows as history.host_run gives them)."""
+    checks = []
+    for number, level in sorted(current["levels"].items()):
+        then = baseline["levels"].get(number)
+        if then is None:
+            continue
+        for metric in METRICS:
+            checks.append(_check(metric, number, level, then, baseline["run_id"]))
+    return checks
+
+
+def summary(checks: list[dict]) -> str:
+    regressions = [c for c in checks if c["verdict"] == "FAIL"]
+    if not checks:
+        return "no check"
+    return "%d check(s), %d regression(s)%s" % (
+        len(checks), len(regressions),
+        ": " + "; ".join(c["message"] for c in regressions) if regressions else "")  # fmt: skip
+
+
+BASELINE_CHOICES = ("previous", "none")
+
+
+def _baseline_of(
+    history_path: str,
+    report: Mapping[str, Any],
+    host: str,
+    entry: Mapping[str, Any],
+    baseline: str,
+) -> tuple[dict | None, str]:
+    """The baseline run of one host, or None and why there is none."""
+    identity = entry.get("observer_identity") or {}
+    levels = report.get("levels_planned") or []
+    if baseline == "none":
+        return None, "no baseline (stress_baseline: none)"
+    if baseline == "previous":
+        earlier = comparable_runs(
+            history_path, host, levels, identity, report["started_at"], limit=1
+        )
+        if not earlier:
+            return None, "no earlier comparable run (same levels, Observer and host) in %s" % (
+                history_path)  # fmt: skip
+        return host_run(history_path, earlier[0], host), ""
+    found = host_run(history_path, baseline, host)
+    if found is None:
+        return None, "baseline run %s has no record of %s in %s" % (baseline, host, history_path)
+    if found["levels"] == {} or found["levels_key"] != levels_key(levels):
+        return None, "baseline run %s is not comparable: other levels" % baseline
+    if found["code_digest"] != identity.get("code_digest"):
+        return None, "baseline run %s is not comparable: another Observer (code digest)" % baseline
+    return found, ""
+
+
+def judge(report: dict, history_path: str, baseline: str, fail_on_regression: bool) -> None:
+    """Add each host's regression checks to the report; with ``fail_on_regression`` a host
+    with a regression fails, named in the run's reasons."""
+    for host, entry in (report.get("hosts") or {}).items():
+        if not entry.get("levels"):
+            continue
+        found, why = _baseline_of(history_path, report, host, entry, baseline)
+        if found is None:
+            entry["regression"] = {"baseline": None, "checks": [], "summary": why}
+            if (
+                fail_on_regression
+                and baseline not in BASELINE_CHOICES
+                and entry["verdict"] == "PASS"
+            ):
+                # A baseline named and not usable: the gate asked for could not be applied.
+                entry["verdict"] = "NOT MEASURED"
+                report["reasons"].append("%s: regression check NOT MEASURED: %s" % (host, why))
+                report["verdict"] = "FAIL"
+            continue
+        current = {
+            "run_id": report["run_id"],
+            "levels": {lv.get("level"): level_row(lv) for lv in entry["levels"]},
+        }
+        checks = compare(current, found)
+        text = summary(checks)
+        if found["config_digest"] != (entry.get("observer_identity") or {}).get("config_digest"):
+            text += "; the Observer's configuration differs from the baseline's"
+        entry["regression"] = {"baseline": found["run_id"], "checks": checks, "summary": text}
+        if not fail_on_regression:
+            continue
+        regressions = [c for c in checks if c["verdict"] == "FAIL"]
+        unmeasured = [c for c in checks if c["verdict"] == "NOT MEASURED"]
+        if regressions:
+            entry["verdict"] = "FAIL"
+            report["reasons"].append(
+                "%s: regression %s" % (host, ", ".join(c["message"] for c in regressions))
+            )
+        elif unmeasured and entry["verdict"] == "PASS":
+            # Gated on regressions, a check that could not be made is not a pass.
+            entry["verdict"] = "NOT MEASURED"
+            report["reasons"].append(
+                "%s: regression check NOT MEASURED: %s"
+                % (host, ", ".join(c["message"] for c in unmeasured))
+            )
+        if report["reasons"]:
+            report["verdict"] = "FAIL"

@@ -1,0 +1,244 @@
+"""The run history (a real SQLite file), the regression test and report.html's escaping."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.qts.observer.plugins.plugin_utils import history, regression
+from ansible_collections.qts.observer.plugins.plugin_utils.html_report import render
+
+ROOT = Path(__file__).resolve().parents[2]
+IDENTITY = {"code_digest": "c0de", "config_digest": "c0f1"}
+
+
+def a_report(
+    run_id: str, started: str, *, p99: float = 20.0, seed: int = 1, host: str = "observer-01"
+) -> dict:
+    """A reported run of two levels with per-second samples around ``p99``."""
+    noise = random.Random(seed)
+    levels = []
+    for number, rate in ((1, 5.0), (2, 50.0)):
+        per_second = [
+            {
+                "t": t,
+                "sent": rate,
+                "written": rate + noise.choice((-1, 0, 1)),
+                "p50": p99 / 2,
+                "p99": p99 * noise.uniform(0.95, 1.05),
+                "max": p99 * 1.1,
+            }
+            for t in range(10)
+        ]
+        levels.append(
+            {
+                "level": number,
+                "rate": rate,
+                "duration_s": 10.0,
+                "verdict": "PASS",
+                "throughput": rate,
+                "latency_ms": {"p50": p99 / 2, "p95": p99, "p99": p99, "max": p99 * 1.1},
+                "samples": 10,
+                "observer_samples": 10,
+                "cpu_pct": {"sustained": 20.0},
+                "observer_cpu_pct": {"sustained": 4.0},
+                "memory_pct": {"sustained": 30.0},
+                "observer_rss_mb": {"peak": 30.0},
+                "errors": 0,
+                "sent": 50,
+                "written": 50,
+                "lost": 0,
+                "duplicated": 0,
+                "modified": 0,
+                "per_second": per_second,
+                "observer_cpu_samples": [4.0 + noise.uniform(-0.5, 0.5) for _unused in range(10)],
+                "started_at": 1796000000.0 + 20 * number,
+                "finished_at": 1796000010.0 + 20 * number,
+                "latency_spectrum_ms": {
+                    "p50": p99 / 2,
+                    "p75": p99 * 0.7,
+                    "p90": p99 * 0.9,
+                    "p95": p99,
+                    "p99": p99,
+                    "p99.9": p99,
+                    "max": p99 * 1.1,
+                },
+            }
+        )
+    return {
+        "run_id": run_id,
+        "started_at": started,
+        "finished_at": started,
+        "profile": "custom",
+        "seed": 0,
+        "verdict": "PASS",
+        "reasons": [],
+        "levels_planned": [{"rate": 5, "duration_s": 10}, {"rate": 50, "duration_s": 10}],
+        "hosts": {
+            host: {
+                "verdict": "PASS",
+                "levels": levels,
+                "criteria": [],
+                "observer_identity": dict(IDENTITY),
+            }
+        },
+    }
+
+
+def test_runs_are_recorded_listed_and_compared_with_the_previous_comparable_one(tmp_path):
+    db = str(tmp_path / "history.sqlite")
+    history.record_run(db, a_report("run-a", "2026-12-01T10:00:00Z"), "0.1.0")
+    other_levels = a_report("run-x", "2026-12-01T10:30:00Z")
+    other_levels["levels_planned"][0]["rate"] = 6
+    history.record_run(db, other_levels, "0.1.0")
+    history.record_run(db, a_report("run-b", "2026-12-01T11:00:00Z", seed=2), "0.1.0")
+    assert history.comparable_runs(
+        db, "observer-01", a_report("", "")["levels_planned"], IDENTITY, "2026-12-01T12:00:00Z"
+    ) == ["run-b", "run-a"]
+    # An identical run against that baseline: every check made, none a regression.
+    same = a_report("run-c", "2026-12-01T12:00:00Z", seed=3)
+    regression.judge(same, db, "previous", fail_on_regression=True)
+    found = same["hosts"]["observer-01"]["regression"]
+    assert found["baseline"] == "run-b"
+    assert len(found["checks"]) == 6 and {c["verdict"] for c in found["checks"]} == {"PASS"}
+    assert same["verdict"] == "PASS" and same["reasons"] == []
+    # Ten times slower: the p99 of both levels is a regression, named with its figures.
+    slow = a_report("run-d", "2026-12-01T13:00:00Z", p99=200.0, seed=4)
+    regression.judge(slow, db, "run-a", fail_on_regression=True)
+    failed = [
+        c for c in slow["hosts"]["observer-01"]["regression"]["checks"] if c["verdict"] == "FAIL"
+    ]
+    assert [(c["level"], c["metric"]) for c in failed] == [
+        (1, "p99_latency_ms"),
+        (2, "p99_latency_ms"),
+    ]
+    assert failed[0]["baseline"] == 20.0 and failed[0]["current"] == 200.0
+    assert failed[0]["change_pct"] == 900.0
+    assert slow["verdict"] == "FAIL" and slow["hosts"]["observer-01"]["verdict"] == "FAIL"
+    assert "regression L1 (5/s) p99_latency_ms: 20 -> 200 (+900.0 %)" in slow["reasons"][0]
+    # Without the gate the regression is reported, the verdict stands.
+    shown = a_report("run-e", "2026-12-01T14:00:00Z", p99=200.0, seed=5)
+    regression.judge(shown, db, "run-a", fail_on_regression=False)
+    assert shown["verdict"] == "PASS"
+    assert any(
+        c["verdict"] == "FAIL" for c in shown["hosts"]["observer-01"]["regression"]["checks"]
+    )
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ansible_collections.qts.observer.plugins.plugin_utils.history",
+            "--db",
+            db,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "build" / "collections")},
+    ).stdout
+    assert listed.index("run-b") < listed.index("run-a")
+    assert "observer-01          L2      50/s  throughput 50.00/s  p99 20.0 ms" in listed
+
+
+def test_another_observer_or_other_levels_are_no_baseline(tmp_path):
+    db = str(tmp_path / "history.sqlite")
+    history.record_run(db, a_report("run-a", "2026-12-01T10:00:00Z"), "0.1.0")
+    changed = a_report("run-b", "2026-12-01T11:00:00Z")
+    changed["hosts"]["observer-01"]["observer_identity"]["code_digest"] = "other"
+    regression.judge(changed, db, "previous", fail_on_regression=True)
+    assert "no earlier comparable run" in changed["hosts"]["observer-01"]["regression"]["summary"]
+    regression.judge(changed, db, "run-a", fail_on_regression=True)
+    assert (
+        "not comparable: another Observer"
+        in changed["hosts"]["observer-01"]["regression"]["summary"]
+    )
+    # Gated on a named baseline that cannot be used: not measured, never a pass.
+    assert changed["hosts"]["observer-01"]["verdict"] == "NOT MEASURED"
+    assert changed["verdict"] == "FAIL"
+    first = a_report("run-c", "2026-12-01T12:00:00Z")
+    first["hosts"]["observer-01"]["observer_identity"]["code_digest"] = "new"
+    regression.judge(first, db, "previous", fail_on_regression=True)
+    assert first["verdict"] == "PASS"  # a first run of an Observer has nothing to compare with
+
+
+WRITER = """
+import json, sys
+from ansible_collections.qts.observer.plugins.plugin_utils import history
+db, template, index = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
+for number in range(10):
+    template["run_id"] = "run-%02d-%02d" % (index, number)
+    template["started_at"] = "2026-12-01T%02d:%02d:00Z" % (index, number)
+    history.record_run(db, template, "0.1.0")
+"""
+
+
+def test_concurrent_runs_all_land_whole(tmp_path):
+    db = str(tmp_path / "history.sqlite")
+    template = tmp_path / "report.json"
+    template.write_text(json.dumps(a_report("run", "")))
+    # Six processes writing ten runs each at the same time, as parallel CI jobs would.
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, db, str(template), str(index)],
+            env={"PYTHONPATH": str(ROOT / "build" / "collections")},
+        )
+        for index in range(6)
+    ]
+    assert [writer.wait(120) for writer in writers] == [0] * 6
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 60
+        assert connection.execute("SELECT COUNT(*) FROM levels").fetchone()[0] == 120
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION
+
+
+def test_a_history_from_a_newer_collection_is_refused_untouched(tmp_path):
+    db = tmp_path / "history.sqlite"
+    history.record_run(str(db), a_report("run-a", "2026-12-01T10:00:00Z"), "0.1.0")
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA user_version=99")
+    before = db.read_bytes()
+    with pytest.raises(history.HistoryError, match="schema version 99, newer than"):
+        history.record_run(str(db), a_report("run-b", "2026-12-01T11:00:00Z"), "0.1.0")
+    assert db.read_bytes() == before
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def hostile_report() -> dict:
+    report = a_report("run-h", "2026-12-01T10:00:00Z", host=HOSTILE)
+    entry = report["hosts"][HOSTILE]
+    entry["verdict"] = "FAIL"
+    entry["message"] = HOSTILE
+    entry["levels"][0]["breaches"] = [
+        {"criterion": "x", "measured": HOSTILE, "limit": 1, "message": HOSTILE}
+    ]
+    entry["criteria"] = [{"name": "stability", "verdict": "FAIL", "evidence": HOSTILE}]
+    report["verdict"], report["reasons"] = "FAIL", [HOSTILE]
+    return report
+
+
+def test_everything_from_a_host_is_escaped_in_the_page_and_its_charts(tmp_path):
+    page = render(hostile_report(), str(tmp_path))
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+    # The charts (SVG text drawn by matplotlib) carry the host name escaped too.
+    assert page.count("<svg") >= 3
+    assert "onerror=alert(1)&gt;: offered and achieved throughput" in page
+
+
+def test_the_page_says_what_it_could_not_draw(tmp_path):
+    report = copy.deepcopy(a_report("run-a", "2026-12-01T10:00:00Z"))
+    page = render(report, str(tmp_path))  # no monitor CSV, no metrics file fetched
+    drawn = re.findall(r'data-chart="(\w+)"><svg', page)
+    missing = re.findall(r'data-chart="(\w+)"><p class="missing">[^<]*no data: not measured', page)
+    assert drawn == ["throughput", "latency", "spectrum"]
+    assert missing == ["cpu", "memory", "depth"]
