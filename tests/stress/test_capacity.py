@@ -1,6 +1,6 @@
 """The capacity search's logic: how a step is judged, how the bracket is narrowed, when the
 search ends, and how its result is judged. Steps are the figures the load and measure
-modules return; the real search against real Observers is in tests/e2e/test_capacity.py."""
+modules return; the real search against real Observers is in tests/e2e/test_capacity_search.py."""
 
 from __future__ import annotations
 
