@@ -56,7 +56,10 @@ def test_an_observer_paced_at_2000_per_s_is_found_within_10_pct_limited_by_throu
         "observer_environment": {"QTS_OBSERVER_STANDALONE": "1",
                                  "TEAM_OBSERVER_MAX_RATE": str(PACE)},
         "stress_capacity_search": True,
-        "stress_capacity": {"start_rate": 250, "warmup_s": 1, "step_s": 4},
+        # What limits this Observer is its pace: a saturated runner (the other test jobs) may
+        # delay the generator and the Observer's dispatch, which must not end the search first.
+        "stress_capacity": {"start_rate": 250, "warmup_s": 1, "step_s": 4,
+                            "generator_max_lateness_ms": 2000, "max_latency_ms": 5000},
         # A floor above the limit: the host fails, and names its capacity.
         "stress_min_capacity": 3000,
     }  # fmt: skip
@@ -137,7 +140,7 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
     # The reference Observer sustains far more than a generator held to 15 % of one CPU.
     variables = {
         "stress_profile": "capacity",
-        "stress_capacity": {"start_rate": 2000, "warmup_s": 1, "step_s": 3},
+        "stress_capacity": {"start_rate": 2000, "warmup_s": 1, "step_s": 3, "max_latency_ms": 5000},
         "stress_limits": LENIENT_LIMITS,
     }
     with local_root(tmp_path) as root:
