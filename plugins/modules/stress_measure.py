@@ -171,14 +171,10 @@ def measure_level(params: dict) -> dict:
     sent = read_ledger(params["ledger"])
     prefix = params["run_id_prefix"].encode()
     deadline = time.monotonic() + params["settle_s"]
-    drained_at = None
     while True:
         found = scan_records(params["output_dir"], prefix, interface)
         written = {run_id for run_id, _unused, _unused in found}
-        if all(run_id in written for run_id in sent):
-            drained_at = time.time()
-            break
-        if time.monotonic() >= deadline:
+        if all(run_id in written for run_id in sent) or time.monotonic() >= deadline:
             break
         time.sleep(SETTLE_POLL_S)
     start, end = params["start"], params["end"]
@@ -193,7 +189,6 @@ def measure_level(params: dict) -> dict:
         duration_s=params["duration_s"], interface=interface, logged=log["dispatched"],
     )  # fmt: skip
     figures["warmup"] = warmup
-    figures["drained_at"] = drained_at
     duration = params["duration_s"]
     figures["rate"] = params["rate"]
     figures["duration_s"] = duration

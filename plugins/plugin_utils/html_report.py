@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.qts.observer.plugins.module_utils.observer_interface import epoch
 from jinja2 import Environment
 
 HTML_FILE = "report.html"
@@ -94,13 +95,6 @@ def fmt(value: Any, pattern: str) -> str:
     return pattern % value
 
 
-def _epoch(stamp: str) -> float:
-    moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
 def _monitor(path: str) -> list[dict]:
     rows = []
     if not os.path.exists(path):
@@ -110,7 +104,7 @@ def _monitor(path: str) -> list[dict]:
             try:
                 rows.append(
                     {
-                        "t": _epoch(row["Timestamp"]),
+                        "t": epoch(row["Timestamp"]),
                         **{k: float(v) for k, v in row.items() if k != "Timestamp" and v},
                     }
                 )
@@ -127,7 +121,7 @@ def _metrics(path: str) -> list[dict]:
         for line in handle:
             try:
                 document = json.loads(line)
-                rows.append({"t": _epoch(document["timestamp"]),
+                rows.append({"t": epoch(document["timestamp"]),
                              "buffer": document.get("buffer_depth"),
                              "queue": document.get("queue_depth")})  # fmt: skip
             except (ValueError, KeyError, TypeError):
