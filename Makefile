@@ -16,7 +16,7 @@ RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv test lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
+.PHONY: help venv test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -30,31 +30,38 @@ $(BIN)/.installed: requirements.txt files/observer/requirements.txt
 
 venv: $(BIN)/.installed ## Create the virtualenv with the pinned controller and test tools
 
-# Workers of the pytest suite: its modules run side by side (waits dominate: levels, cooldowns).
+# make test: every job of tests/jobs.toml (lint, images, sanity, Molecule and the pytest
+# groups), as many at once as this machine's cores carry (tools/phases.py); JOBS=a,b runs
+# those jobs only (and what they need). The phase table, then the 20 slowest tests and
+# fixtures, close the run.
+JOBS ?=
+TEST_TIMES ?= build/test-times
+
+test: venv collection ## Every test, lint, sanity and Molecule scenario, scheduled for this machine
+	$(BIN)/python tools/phases.py --jobs tests/jobs.toml --times $(TEST_TIMES) $(if $(JOBS),--only $(JOBS))
+
+# Workers of a direct pytest run (make pytest, make test-<group>); make test sizes each group's.
 PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+GROUP ?= unit
+# One group of the suite, on the workers tools/phases.py grants it (QTS_TEST_WORKERS).
+pytest-group: venv collection
+	$(BIN)/pytest -m $(GROUP) -n $(if $(filter-out 1,$(QTS_TEST_WORKERS)),$(QTS_TEST_WORKERS),0) --dist loadfile $(PYTEST_ARGS)
 
-test: venv collection ## Every test, lint and Molecule scenario, in timed phases (tools/phases.py)
-	$(BIN)/python tools/phases.py \
-	  --phase checks "lint=$(MAKE) --no-print-directory lint" \
-	    "images=$(MAKE) --no-print-directory lab-images" \
-	  --phase tests "pytest=$(MAKE) --no-print-directory pytest" \
-	    "molecule=$(MAKE) --no-print-directory molecule" \
-	    "sanity=$(MAKE) --no-print-directory sanity"
+pytest: venv collection ## Every pytest test at once (PYTEST_WORKERS modules at once), no scheduling
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
-lint: lint-python lint-ansible lint-changelog lint-docs ## ruff, ansible-lint (production), the changelog and the docs
+test-unit: venv collection ## The in-process tests: the inner loop (about a minute)
+	$(BIN)/pytest -m unit -n $(PYTEST_WORKERS) --durations=20 $(PYTEST_ARGS)
 
-lint-python: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test-process: venv collection ## The tests of real processes on this machine
+	$(BIN)/pytest -m process -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
-# The Python versions ansible-core 2.19's controller supports, each found on PATH.
-SANITY_PYTHONS ?= 3.11 3.12 3.13
+test-e2e: venv collection ## The playbooks end to end on this machine
+	$(BIN)/pytest -m e2e -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
-sanity: venv ## ansible-test sanity, offline, on a copy under build/sanity (SANITY_PYTHONS)
-	$(BIN)/python tools/sanity.py $(foreach version,$(SANITY_PYTHONS),--python $(version))
-
-pytest: venv collection ## Unit and integration tests (PYTEST_WORKERS modules at once)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=12
+test-lab: venv collection lab-images ## The lab tests (root): hosts over SSH, one module at a time
+	$(BIN)/pytest -m lab -n 0 --durations=20 $(PYTEST_ARGS)
 
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)

@@ -20,6 +20,8 @@ the containers, and writes the inventory.
     python3 tools/lab.py up --hosts 2 --distro 12,13 --init systemd,sshd
     python3 tools/lab.py status              # make lab-status
     python3 tools/lab.py cpu                 # each host's CPU seconds so far (JSON)
+    python3 tools/lab.py limit-cpu --host observer-01 --percent 1   # a starved host
+    python3 tools/lab.py stop --host observer-01                    # a host that is down
     python3 tools/lab.py down                # make lab-down: no process, cgroup, listener left
     python3 tools/lab.py image --distro 13   # build (or check) an image only
 
@@ -30,6 +32,7 @@ and network access to a Debian mirror to build an image. Standard library only.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -54,11 +57,17 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 IMAGES = CHECKOUT / "lab" / "images"
+# pip's cache, shared by every host of every lab of this checkout (bound into each host at
+# HOST_PIP_CACHE, named in the image's pip.conf): a wheel is downloaded once, not once per
+# host and per run.
+PIP_CACHE = CHECKOUT / "lab" / "pip-cache"
+HOST_PIP_CACHE = "/var/cache/qts-lab-pip"
 DEFAULT_NAME = "default"
 DEFAULT_BASE_ADDR = "127.0.0.11"
 DEFAULT_PORT = 2222
 DEFAULT_USER = "deploy"
 HOST_PREFIX = "observer"
+HOST_NAME = re.compile(rf"{HOST_PREFIX}-[0-9]+")
 PROD_LIKE_GROUP_VARS = CHECKOUT / "inventories" / "prod-like" / "group_vars" / "observers.yml"
 GENERATED_MARK = ".generated-by-tools-lab"
 HOST_PYTHON = "/usr/bin/python3"
@@ -78,7 +87,7 @@ MASKED_UNITS = (
     "systemd-networkd.service", "systemd-resolved.service",
 )  # fmt: skip
 # Bump when the image fix-ups below change: the recipe then differs and images are rebuilt.
-IMAGE_FIXUPS_VERSION = 2
+IMAGE_FIXUPS_VERSION = 3
 # Each host's private writable layer over the image, one upper directory each.
 LAYERED_DIRS = ("etc", "usr", "var", "opt", "home", "root", "srv")
 SSHD_CONFIG = """\
@@ -93,7 +102,17 @@ MaxSessions 100
 """
 # Without systemd, nspawn's stub init is PID 1 and sshd runs under it (a constant command).
 SSHD_ONLY = ["/bin/sh", "-c", "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
-READY_TIMEOUT_S = 60.0
+# A host that boots on a loaded machine (a test suite beside it, other hosts booting) takes
+# far longer than the 2-3 s it takes alone; a host that cannot boot is found sooner, when its
+# nspawn exits.
+READY_TIMEOUT_S = 180.0
+# Ansible's ssh `timeout` (the connection's and, plus 2 s, the wait for become's answer) in the
+# lab's inventory and this tool's own logins. Ansible's default, 10 s, fails a host whose
+# sudo is slow under load ("Timeout (12s) waiting for privilege escalation prompt") although
+# it is up; a host that is down still fails at once (nothing listens: refused).
+SSH_TIMEOUT_S = 60
+# Who started the lab: a test run (tools/janitor.py) sets it; a lab started by hand has none.
+OWNER_VARIABLE = "QTS_TEST_RUN"
 TOOLS = {
     "systemd-nspawn": "systemd-container",
     "debootstrap": "debootstrap",
@@ -126,6 +145,7 @@ class LabState:
     user: str
     created: str
     hosts: list[HostState] = field(default_factory=list)
+    owner: str = ""
 
 
 # --- Small helpers ---------------------------------------------------------------------------
@@ -220,7 +240,8 @@ def is_host_process(pid: int, lab: str, host: str) -> bool:
 
 
 def lab_nspawns(lab: str) -> dict[int, str]:
-    """pid -> host of every live systemd-nspawn of this lab."""
+    """pid -> host of every live systemd-nspawn of this lab (of this lab only: lab `a` is not
+    lab `a-b`, whose machine names start the same)."""
     found = {}
     prefix = f"--machine={machine_name(lab, '')}"
     for entry in os.listdir("/proc"):
@@ -229,8 +250,9 @@ def lab_nspawns(lab: str) -> dict[int, str]:
         argv = proc_argv(int(entry))
         if argv and Path(argv[0]).name == "systemd-nspawn" and is_alive(int(entry)):
             for arg in argv:
-                if arg.startswith(prefix):
-                    found[int(entry)] = arg[len(prefix) :]
+                host = arg[len(prefix) :]
+                if arg.startswith(prefix) and HOST_NAME.fullmatch(host):
+                    found[int(entry)] = host
     return found
 
 
@@ -261,7 +283,7 @@ def wait_gone(pids: list[int], timeout_s: float) -> list[int]:
 def cgroup_roots() -> list[Path]:
     """Where each host's cgroup goes: under this process's own cgroup, in the hierarchies
     nspawn and systemd in the host need (name=systemd, the unified one), the memory one (so a
-    host's memory is its own) and the CPU accounting one."""
+    host's memory is its own), the CPU accounting one and the CPU one (`limit-cpu`)."""
     mounts: dict[str, Path] = {}
     for line in (read_text("/proc/self/mountinfo") or "").splitlines():
         left, _unused, right = line.partition(" - ")
@@ -271,14 +293,17 @@ def cgroup_roots() -> list[Path]:
             mounts.setdefault("", point)
         elif fstype == "cgroup":
             for option in options.split(","):
-                if option in ("memory", "cpuacct") or option.startswith("name="):
+                if option in ("memory", "cpuacct", "cpu") or option.startswith("name="):
                     mounts.setdefault(option, point)
-    roots = []
+    roots: list[Path] = []
     for line in (read_text("/proc/self/cgroup") or "").splitlines():
         _unused, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") or [""]:
-            if controller in mounts and controller in ("", "name=systemd", "memory", "cpuacct"):
-                roots.append(mounts[controller] / path.lstrip("/"))
+            wanted = ("", "name=systemd", "memory", "cpuacct", "cpu")
+            if controller in mounts and controller in wanted:
+                root = mounts[controller] / path.lstrip("/")
+                if root not in roots:  # cpu and cpuacct often share one mount
+                    roots.append(root)
     return roots
 
 
@@ -347,6 +372,28 @@ def cpu_seconds(paths: list[str]) -> float | None:
     return None
 
 
+# The longest CFS period (1 s): the smallest share a quota can give is 1 ms of it (0.1 %).
+CFS_PERIOD_US = 1_000_000
+CFS_MIN_QUOTA_US = 1000
+
+
+def limit_cpu(paths: list[str], percent: float) -> str:
+    """Hold everything in a host to `percent` of one core (0: no limit), as a machine whose
+    cores are taken by others would: a CFS quota on its cgroup (cgroup v1 `cpu`, or v2
+    `cpu.max`). Returns what was written."""
+    quota = max(CFS_MIN_QUOTA_US, round(CFS_PERIOD_US * percent / 100)) if percent > 0 else -1
+    for path in map(Path, paths):
+        if (path / "cpu.cfs_quota_us").is_file():
+            (path / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (path / "cpu.cfs_quota_us").write_text(str(quota))
+            return f"cpu.cfs_quota_us {quota} per {CFS_PERIOD_US} us"
+        if (path / "cpu.max").is_file():
+            value = f"{'max' if quota < 0 else quota} {CFS_PERIOD_US}"
+            (path / "cpu.max").write_text(value)
+            return f"cpu.max {value}"
+    raise LabError(f"no CPU controller in the host's cgroups {paths}: cannot limit its CPU")
+
+
 # --- Configuration -------------------------------------------------------------------------
 
 
@@ -363,7 +410,8 @@ class Config:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
         name = args.name
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", name) or name == IMAGES.name:
+        reserved = (IMAGES.name, PIP_CACHE.name)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", name) or name in reserved:
             raise LabError(f"bad lab name {name!r}: letters, digits, '.', '_' and '-' only")
         lab_dir = Path(args.lab_dir or CHECKOUT / "lab" / name).absolute()
         if args.inventory:
@@ -519,8 +567,12 @@ def image_fixups(rootfs: Path, user: str) -> None:
     for name, data in local_ca_certificates().items():
         write_file(rootfs / "usr" / "local" / "share" / "ca-certificates" / name, data)
     run(["chroot", str(rootfs), "update-ca-certificates", "--fresh"], "update-ca-certificates")
-    # pip of Debian's venvs uses its own CA bundle unless told to use the system's.
-    write_file(rootfs / "etc" / "pip.conf", "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+    # pip of Debian's venvs uses its own CA bundle unless told to use the system's; its cache
+    # is the lab's shared one.
+    write_file(
+        rootfs / "etc" / "pip.conf",
+        f"[global]\ncert = /etc/ssl/certs/ca-certificates.crt\ncache-dir = {HOST_PIP_CACHE}\n",
+    )
     useradd = [
         "useradd",
         "--create-home",
@@ -544,7 +596,9 @@ def ensure_image(distro: str, user: str) -> Path:
     """The image's root filesystem, built once per recipe (debootstrap, about a minute)."""
     recipe = image_recipe(distro, user)
     folder = image_dir(distro)
-    with locked(IMAGES):
+    # One lock per image: the two releases build side by side (debootstrap mostly waits
+    # for the mirror), and two labs never build one image twice.
+    with locked(IMAGES / f".lock-debian-{distro}"):
         recipe_file = folder / "recipe.json"
         if (folder / "rootfs").is_dir() and read_text(recipe_file) == json.dumps(recipe, indent=2):
             return folder / "rootfs"
@@ -568,6 +622,14 @@ def ensure_image(distro: str, user: str) -> Path:
         building.rename(folder)
         log(f"image debian-{distro}: built in {time.monotonic() - started:.0f} s")
         return folder / "rootfs"
+
+
+def ensure_images(distros: list[str], user: str) -> dict[str, Path]:
+    """Each release's image, built side by side where missing."""
+    wanted = sorted(set(distros))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        built = {distro: pool.submit(ensure_image, distro, user) for distro in wanted}
+        return {distro: future.result() for distro, future in built.items()}
 
 
 def image_user_ids(rootfs: Path, user: str) -> tuple[int, int, str]:
@@ -674,6 +736,7 @@ def nspawn_argv(cfg: Config, host: HostState, rootfs: Path) -> list[str]:
         "--resolv-conf=copy-host",
         "--timezone=off",
         *[f"--overlay=+/{d}:{layer / d}:/{d}" for d in LAYERED_DIRS],
+        f"--bind={PIP_CACHE}:{HOST_PIP_CACHE}",
     ]
     if host.init == "systemd":
         return [*argv, "--boot"]
@@ -687,6 +750,11 @@ def launch_host(cfg: Config, host: HostState, rootfs: Path) -> subprocess.Popen[
         for procs in cgroups:
             procs.write_text(str(os.getpid()))
 
+    # A clean environment, but for the owner: a killed test run's hosts are found by it
+    # (tools/janitor.py); the hosts' own processes do not see it (systemd starts them).
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    if os.environ.get(OWNER_VARIABLE):
+        env[OWNER_VARIABLE] = os.environ[OWNER_VARIABLE]
     with open(cfg.host_dir(host.name) / "console.log", "ab") as console:
         return subprocess.Popen(
             nspawn_argv(cfg, host, rootfs),
@@ -695,7 +763,7 @@ def launch_host(cfg: Config, host: HostState, rootfs: Path) -> subprocess.Popen[
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=enter_cgroups,  # noqa: PLW1509 (the child joins its cgroups before exec)
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            env=env,
         )
 
 
@@ -741,7 +809,7 @@ def write_known_hosts(cfg: Config, state: LabState) -> None:
 def ssh_argv(cfg: Config, addr: str, command: str) -> list[str]:
     return [
         "ssh", "-F", "/dev/null", *cfg.ssh_options(), "-o", "BatchMode=yes",
-        "-o", "ConnectTimeout=10", "-i", str(cfg.key_file), "-p", str(cfg.port),
+        "-o", f"ConnectTimeout={SSH_TIMEOUT_S}", "-i", str(cfg.key_file), "-p", str(cfg.port),
         "-l", cfg.user, addr, command,
     ]  # fmt: skip
 
@@ -814,6 +882,9 @@ def write_inventory(cfg: Config, state: LabState) -> None:
         f"    ansible_ssh_private_key_file: {yaml_str(str(cfg.key_file))}\n",
         f"    ansible_ssh_common_args: >-\n{ssh_args}",
         f"    ansible_python_interpreter: {HOST_PYTHON}\n",
+        "    # Sized for a loaded machine (tools/lab.py SSH_TIMEOUT_S); a host that is down\n"
+        "    # still fails at once.\n",
+        f"    ansible_ssh_timeout: {SSH_TIMEOUT_S}\n",
     ]
     write_file(inv / "hosts.yml", "".join(lines))
     write_file(
@@ -832,7 +903,7 @@ def up(cfg: Config, count: int, distros: str, inits: str) -> None:
     host_inits = per_host(inits, count, INITS, "init")
     preflight(cfg)
     started = time.monotonic()
-    rootfs = {d: ensure_image(d, cfg.user) for d in sorted(set(host_distros))}
+    rootfs = ensure_images(host_distros, cfg.user)
     booted = time.monotonic()
     if down(cfg, reason="cleaning the previous lab first"):
         log(f"lab {cfg.name}: removed the previous lab")
@@ -851,6 +922,7 @@ def up(cfg: Config, count: int, distros: str, inits: str) -> None:
         port=cfg.port,
         user=cfg.user,
         created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        owner=os.environ.get(OWNER_VARIABLE, ""),
         hosts=[
             HostState(name=n, addr=a, distro=d, init=i)
             for n, a, d, i in zip(names, addrs, host_distros, host_inits)
@@ -878,6 +950,7 @@ def up(cfg: Config, count: int, distros: str, inits: str) -> None:
     etc_hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + "".join(
         f"{addr}\t{name}\n" for name, addr in zip(names, addrs)
     )
+    PIP_CACHE.mkdir(mode=0o700, exist_ok=True)
     for host in state.hosts:
         seed_host(cfg, host, rootfs[host.distro], etc_hosts, client_pub)
     save_state(cfg, state)
@@ -914,22 +987,39 @@ def up(cfg: Config, count: int, distros: str, inits: str) -> None:
     )
 
 
-def restart(cfg: Config, name: str) -> None:
-    """Power a host off and boot it again, as a reboot does (its layer, so its files, stay)."""
+def lab_host(cfg: Config, name: str) -> tuple[Config, LabState, HostState]:
+    """The running lab's settings (whatever the command line says), its state and one host."""
     state = load_state(cfg)
     if state is None:
         raise LabError(f"lab {cfg.name} is not running")
-    # The lab's own settings, whatever the command line says.
     cfg = dataclasses.replace(cfg, port=state.port, user=state.user)
     hosts = {host.name: host for host in state.hosts}
     if name not in hosts:
         raise LabError(f"lab {cfg.name} has no host {name!r} (hosts: {', '.join(hosts)})")
-    host = hosts[name]
-    started = time.monotonic()
+    return cfg, state, hosts[name]
+
+
+def power_off(cfg: Config, host: HostState) -> None:
+    """Shut one host down as a poweroff does (its layer, so its files, stay)."""
     if is_host_process(host.nspawn_pid, cfg.name, host.name):
         signal_pid(host.nspawn_pid, signal.SIGTERM)
         if wait_gone([host.nspawn_pid], cfg.stop_timeout_s + 10.0):
-            raise LabError(f"host {name} did not power off in {cfg.stop_timeout_s + 10:.0f} s")
+            raise LabError(f"host {host.name} did not power off in {cfg.stop_timeout_s + 10:.0f} s")
+
+
+def stop(cfg: Config, name: str) -> None:
+    """`stop`: one host powered off and left off, a machine that is down."""
+    cfg, _state, host = lab_host(cfg, name)
+    started = time.monotonic()
+    power_off(cfg, host)
+    log(f"lab {cfg.name}: {name} powered off in {time.monotonic() - started:.1f} s")
+
+
+def restart(cfg: Config, name: str) -> None:
+    """Power a host off and boot it again, as a reboot does (its layer, so its files, stay)."""
+    cfg, state, host = lab_host(cfg, name)
+    started = time.monotonic()
+    power_off(cfg, host)
     proc = launch_host(cfg, host, image_dir(host.distro) / "rootfs")
     host.nspawn_pid = proc.pid
     save_state(cfg, state)
@@ -969,6 +1059,15 @@ def status(cfg: Config) -> int:
     if strays:
         print(f"  leftover hosts not in the state: {strays} (make lab-up or lab-down)")
     return 0 if healthy == len(state.hosts) and not strays else 1
+
+
+def limit_host_cpu(cfg: Config, name: str, percent: float) -> int:
+    """`limit-cpu`: hold one host to a share of a core (0 lifts the limit)."""
+    cfg, _state, host = lab_host(cfg, name)
+    if percent < 0:
+        raise LabError(f"--percent must be 0 (no limit) or more, got {percent}")
+    log(f"lab {cfg.name}: {name}: {limit_cpu(host.cgroups, percent)}")
+    return 0
 
 
 def cpu(cfg: Config) -> int:
@@ -1020,7 +1119,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub.add_parser("status", parents=[common], help="show the hosts; exit 1 unless all are up")
     sub.add_parser("cpu", parents=[common], help="each host's CPU seconds so far, as JSON")
     restart_parser = sub.add_parser("restart", parents=[common], help="reboot one host")
+    stop_parser = sub.add_parser("stop", parents=[common], help="power one host off (a host down)")
+    stop_parser.add_argument("--host", required=True, help="the host's name (observer-01, ...)")
     restart_parser.add_argument("--host", required=True, help="the host's name (observer-01, ...)")
+    limit_parser = sub.add_parser(
+        "limit-cpu", parents=[common], help="hold one host to a share of a core (a starved host)"
+    )
+    limit_parser.add_argument("--host", required=True, help="the host's name (observer-01, ...)")
+    limit_parser.add_argument(
+        "--percent", type=float, required=True, help="percent of one core (0: no limit; min 0.1)"
+    )
     image_parser = sub.add_parser(
         "image", parents=[common], help="build an image (or check it is current)"
     )
@@ -1039,8 +1147,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "image":
             preflight(cfg)
-            for distro in sorted(set(per_host(args.distro, 2, DISTROS, "distro"))):
-                log(f"image debian-{distro}: {ensure_image(distro, cfg.user)}")
+            images = ensure_images(per_host(args.distro, 2, DISTROS, "distro"), cfg.user)
+            for distro, rootfs in images.items():
+                log(f"image debian-{distro}: {rootfs}")
             return 0
         if args.command == "down":
             started = time.monotonic()
@@ -1054,6 +1163,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "cpu":
             return cpu(cfg)
+        if args.command == "limit-cpu":
+            return limit_host_cpu(cfg, args.host, args.percent)
+        if args.command == "stop":
+            with locked(cfg.lab_dir.parent):
+                stop(cfg, args.host)
+            return 0
         if args.command == "restart":
             with locked(cfg.lab_dir.parent):
                 restart(cfg, args.host)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 COLLECTIONS = ROOT / "build" / "collections"
@@ -61,6 +63,7 @@ def callback_module():
     return callback_loader
 
 
+@pytest.mark.unit
 def test_callback_identity(callback_module):
     callback = callback_module.get(NAME)
     assert callback.CALLBACK_VERSION == 2.0
@@ -68,6 +71,7 @@ def test_callback_identity(callback_module):
     assert callback.CALLBACK_NEEDS_ENABLED is True
 
 
+@pytest.mark.unit
 def test_the_level_line_holds_every_metric(callback_module):
     module = sys.modules[type(callback_module.get(NAME)).__module__]
     line = module.level_line("observer-01", LEVEL)

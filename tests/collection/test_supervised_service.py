@@ -13,8 +13,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 import supervision  # noqa: E402
 
+pytestmark = pytest.mark.process
+
 CHILD = """
 import os, signal, sys, time
+
 if sys.argv[1] == "hang":
     signal.signal(signal.SIGTERM, lambda *_: None)
 else:

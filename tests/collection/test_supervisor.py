@@ -21,8 +21,11 @@ SUPERVISOR = REPO / "files" / "supervisor" / "qts_supervise.py"
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 import supervision  # noqa: E402  (standard library only, importable on its own)
 
+pytestmark = pytest.mark.process
+
 CHILD = """
 import os, signal, sys, time
+
 mode = sys.argv[1]
 if mode == "hang":
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None,
-    reason="systemd-analyze not installed (Debian: apt-get install -y systemd)",
-)
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(
+        shutil.which("systemd-analyze") is None,
+        reason="systemd-analyze not installed (Debian: apt-get install -y systemd)",
+    ),
+]
 
 RENDER = """
 - name: Render the units

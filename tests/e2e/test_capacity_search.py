@@ -23,7 +23,7 @@ PROFILE = ROOT / "examples" / "runbook-observer.yml"
 PACE = 2000  # the paced team Observer reads at most this many snapshots a second
 CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller (this machine's)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @contextlib.contextmanager

@@ -10,7 +10,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from stressrun import ROOT, user_env
+
+pytestmark = pytest.mark.e2e
 
 PLAYBOOK = Path(__file__).parent / "data" / "collect_only.yml"
 HEADER = "Timestamp,CPU%,Memory%,Disk%,Network_Recv_MB,Network_Sent_MB,Observer_PID,Observer_CPU%,Observer_Memory_MB\n"

@@ -45,7 +45,7 @@ SLOWER = {"hybrid_trigger": {"min_interval_ms": 10000.0, "max_interval_ms": 6000
 LEVELS = [lenient_level(rate, 10, max_latency_ms=30000.0) for rate in (5, 50)]
 CHARTS = ["throughput", "latency", "cpu", "memory", "depth", "spectrum", "trend"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def run_smoke(root: Path, artifacts: Path, variables: dict) -> tuple[int, dict, Path]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from stressrun import ROOT, user_env
 
+pytestmark = pytest.mark.e2e
+
 PLAYBOOK = Path(__file__).parent / "data" / "plan_only.yml"
 
 

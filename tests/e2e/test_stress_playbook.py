@@ -27,6 +27,8 @@ from stressrun import (
     user_env,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def local_root(tmp_path_factory) -> Iterator[Path]:

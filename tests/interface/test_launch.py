@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.process
+
 LAUNCH = Path(__file__).resolve().parents[2] / "files" / "supervisor" / "qts_launch.py"
 # Echoes stdin lines to stdout until end of input, then exits 3; "pid" prints its own PID.
 ECHO = (

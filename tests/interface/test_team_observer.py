@@ -34,6 +34,8 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     scan_records,
 )
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[2]
 TEAM = ROOT / "tests" / "observers" / "team_observer"
 LAUNCH = ROOT / "files" / "supervisor" / "qts_launch.py"
@@ -182,11 +184,13 @@ def test_exiting_at_sigterm_without_writing_is_an_unclean_shutdown(tmp_path):
         ({"run_id": ""}, "run_id is needed"),
     ],
 )
+@pytest.mark.unit
 def test_a_bad_interface_is_refused_with_the_key_named(overrides, named):
     errors = resolve(overrides)["errors"]
     assert any(named in error for error in errors), errors
 
 
+@pytest.mark.unit
 def test_field_paths_are_jmespath_names():
     resolved = resolve({"run_id": 'a."b c".d', "embeds_verbatim": False, "snapshot": "x.y"})
     assert resolved["errors"] == []
@@ -194,6 +198,7 @@ def test_field_paths_are_jmespath_names():
     assert resolved["interface"]["paths"]["snapshot"] == ["x", "y"]
 
 
+@pytest.mark.unit
 def test_the_reference_interface_is_the_reference_observers_record():
     """The default record fields are pattern_record.schema.json's: one contract, two readers."""
     schema = json.loads(

@@ -21,6 +21,8 @@ import pytest
 from labkit import NEEDS_ROOT, Lab, is_root, live_pids
 from stressrun import ROOT
 
+pytestmark = pytest.mark.lab
+
 LAB = Lab(name="pytest", base_addr="127.0.0.231", port=2231)
 LAB_DIR = LAB.dir
 MARKER = "/opt/qts-lab-test-marker"

@@ -42,7 +42,7 @@ KILL_OBSERVER = "sudo -n sh -c 'kill -KILL \"$(cat /run/qts_observer/observer.pi
 if not is_root():
     pytest.skip(NEEDS_ROOT, allow_module_level=True)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

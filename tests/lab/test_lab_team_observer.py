@@ -35,7 +35,7 @@ FLEET = {
 if not is_root():
     pytest.skip(NEEDS_ROOT, allow_module_level=True)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def host_vars(fault: str) -> str:

@@ -25,6 +25,8 @@ if str(MONITOR_DIR) not in sys.path:
 
 import qts_monitor  # noqa: E402
 
+pytestmark = pytest.mark.process
+
 PYTHON = sys.executable
 HEADER = (
     "Timestamp,CPU%,Memory%,Disk%,Network_Recv_MB,Network_Sent_MB,Observer_PID,"

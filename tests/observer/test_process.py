@@ -23,6 +23,8 @@ from observer_harness import (
 )
 from referencing import Registry, Resource
 
+pytestmark = pytest.mark.process
+
 SCHEMAS = OBSERVER_DIR / "schemas"
 
 

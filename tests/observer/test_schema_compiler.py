@@ -32,6 +32,8 @@ from qts_observer.schema_compiler import (  # noqa: E402
     compile_schema,
 )
 
+pytestmark = pytest.mark.unit
+
 SCHEMA_PATH = ROOT / "files" / "observer" / "schemas" / "observation_snapshot.schema.json"
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 CONTRACT = jsonschema.Draft202012Validator(SCHEMA)

@@ -18,6 +18,8 @@ from qts_observer.metrics import percentile
 from qts_observer.output import ACTIVE_NAME, RecordWriter, finalised_files
 from qts_observer.trigger import HybridTrigger
 
+pytestmark = pytest.mark.unit
+
 
 def test_missing_keys_take_the_schema_defaults():
     settings = parse_config("{}", "test")

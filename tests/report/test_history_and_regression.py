@@ -15,6 +15,8 @@ import pytest
 from ansible_collections.qts.observer.plugins.plugin_utils import history, regression
 from ansible_collections.qts.observer.plugins.plugin_utils.html_report import render
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY = {"code_digest": "c0de", "config_digest": "c0f1"}
 
@@ -92,6 +94,7 @@ def a_report(
     }
 
 
+@pytest.mark.process
 def test_runs_are_recorded_listed_and_compared_with_the_previous_comparable_one(tmp_path):
     db = str(tmp_path / "history.sqlite")
     history.record_run(db, a_report("run-a", "2026-12-01T10:00:00Z"), "0.1.0")
@@ -172,6 +175,7 @@ def test_another_observer_or_other_levels_are_no_baseline(tmp_path):
 WRITER = """
 import json, sys
 from ansible_collections.qts.observer.plugins.plugin_utils import history
+
 db, template, index = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
 for number in range(10):
     template["run_id"] = "run-%02d-%02d" % (index, number)
@@ -180,6 +184,7 @@ for number in range(10):
 """
 
 
+@pytest.mark.process
 def test_concurrent_runs_all_land_whole(tmp_path):
     db = str(tmp_path / "history.sqlite")
     template = tmp_path / "report.json"

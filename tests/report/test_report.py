@@ -23,6 +23,8 @@ from ansible_collections.qts.observer.plugins.plugin_utils.report import (
 )
 from figures import healthy_figures, with_changes
 
+pytestmark = pytest.mark.unit
+
 PLAN_LEVELS = profile_levels("smoke")[:2]  # 5/s and 10/s
 RUN = {
     "run_id": "20261201T120000Z-ab12",

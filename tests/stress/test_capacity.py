@@ -10,6 +10,8 @@ from ansible_collections.qts.observer.plugins.module_utils.gate import judge_run
 from ansible_collections.qts.observer.plugins.module_utils.profile import RUN_LIMITS
 from ansible_collections.qts.observer.plugins.modules.stress_plan import plan_run
 
+pytestmark = pytest.mark.unit
+
 SETTINGS, _unused = capacity.resolve_settings({})
 LENIENT = {**RUN_LIMITS, "fail_cpu_pct": 100.0, "fail_memory_pct": 100.0}
 

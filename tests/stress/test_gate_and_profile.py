@@ -24,6 +24,8 @@ from ansible_collections.qts.observer.plugins.module_utils.profile import (
 from ansible_collections.qts.observer.plugins.module_utils.stats import percentile, sustained
 from figures import healthy_figures, with_changes
 
+pytestmark = pytest.mark.unit
+
 THRESHOLDS = {
     "min_throughput": 4.8,
     "max_latency_ms": 50.0,

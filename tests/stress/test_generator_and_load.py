@@ -25,10 +25,13 @@ from ansible_collections.qts.observer.plugins.module_utils.snapshots import (
     run_id_prefix,
 )
 
+pytestmark = pytest.mark.process
+
 OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
 SCHEMA = json.loads((OBSERVER_DIR / "schemas" / "observation_snapshot.schema.json").read_text())
 
 
+@pytest.mark.unit
 def test_generated_snapshots_follow_the_contract_and_vary():
     validator = jsonschema.Draft202012Validator(SCHEMA)
     generator = SnapshotGenerator(seed=3, prefix="T")
@@ -51,6 +54,7 @@ def test_generated_snapshots_follow_the_contract_and_vary():
     assert all(d["meta"]["source"] == "stress_test_simulation" for d in documents)
 
 
+@pytest.mark.unit
 def test_a_levels_run_ids_carry_the_prefix_the_measure_looks_for():
     """The generator and the readers (measure, check after the stop) share one format."""
     first = json.loads(
@@ -64,6 +68,7 @@ def test_a_levels_run_ids_carry_the_prefix_the_measure_looks_for():
     assert not (run_id_prefix("Ab1", 12) + "0").startswith(run_id_prefix("Ab1", 1))
 
 
+@pytest.mark.unit
 def test_same_seed_and_level_replay_the_same_bytes():
     def level_lines(seed, level):
         generator = LevelPlan(

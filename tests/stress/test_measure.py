@@ -29,6 +29,8 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     scan_records,
 )
 
+pytestmark = pytest.mark.process
+
 OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
 PREFIX = b"stress_ML1_"
 
@@ -155,6 +157,7 @@ def test_a_reserialising_observer_is_compared_by_content(level_run, tmp_path):
     assert _tampered(work, tmp_path / "b", reprice, by_content)["modified"] == 1
 
 
+@pytest.mark.unit
 def test_monitor_window_reads_the_monitor_csv(tmp_path):
     csv_path = tmp_path / "monitor.csv"
     header = "Timestamp,CPU%,Memory%,Disk%,Network_Recv_MB,Network_Sent_MB,Observer_PID,Observer_CPU%,Observer_Memory_MB\n"

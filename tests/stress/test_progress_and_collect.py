@@ -17,6 +17,8 @@ from ansible_collections.qts.observer.plugins.module_utils.progress import (
 )
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import iso_utc
 
+pytestmark = pytest.mark.unit
+
 HEADER = "Timestamp,CPU%,Memory%,Disk%,Network_Recv_MB,Network_Sent_MB,Observer_PID,Observer_CPU%,Observer_Memory_MB\n"
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from stressrun import ROOT, user_env
+
+from lab import HOST_NAME, SSH_TIMEOUT_S
 
 LAB_TOOL = ROOT / "tools" / "lab.py"
 NEEDS_ROOT = "the lab needs root (systemd-nspawn containers, cgroups)"
@@ -71,7 +74,8 @@ class Lab:
             "ssh", "-F", "/dev/null", "-i", str(ssh_dir / "id_ed25519"), "-p", str(self.port),
             "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={SSH_TIMEOUT_S}",
             f"{self.user}@{addr}", command,
         ]  # fmt: skip
         result = subprocess.run(
@@ -79,7 +83,7 @@ class Lab:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=2 * SSH_TIMEOUT_S,
             check=False,
         )
         if check:
@@ -88,7 +92,8 @@ class Lab:
 
     def processes(self) -> list[int]:
         """Live processes of this lab: its systemd-nspawns and everything in its hosts."""
-        machine = f"--machine=qtslab-{self.name}-"
+        # This lab's machines only: lab `pytest` is not lab `pytest-stress`.
+        machine = re.compile(rf"--machine=qtslab-{re.escape(self.name)}-{HOST_NAME.pattern}")
         cgroup = f"/qtslab-{self.name}/"
         found = []
         for pid in live_pids():
@@ -97,7 +102,8 @@ class Lab:
                 groups = Path(f"/proc/{pid}/cgroup").read_text()
             except OSError:
                 continue
-            if any(arg.startswith(machine.encode()) for arg in argv) or cgroup in groups:
+            named = any(machine.fullmatch(arg.decode(errors="replace")) for arg in argv)
+            if named or cgroup in groups:
                 found.append(pid)
         return found
 
