@@ -8,9 +8,8 @@ first (`needs`) and its phase (for the table). A job starts once its needs have 
 the cores and lab hosts it costs are free: on 2 cores the lab tests, Molecule and sanity's
 installs never run together; a bigger machine runs more at once (QTS_TEST_CORES and
 QTS_TEST_LAB_HOSTS override what is read off the machine). Jobs are started in the file's
-order, and one that does not fit yet holds back the jobs after it (no starvation), unless
-they fit beside it without delaying it (a job of one core next to a waiting two-core job
-never delays it: both cannot run anyway).
+order; one that cannot start yet keeps the room it needs, and the jobs after it start only in
+what is left (a stream of small jobs never holds back a big one).
 
 Every line a job prints is shown as it comes, prefixed with the job's name; at the end a
 table gives each job's and each phase's wall time and exit status, then the slowest tests
@@ -172,9 +171,12 @@ class Runner:
         return max(0, fit)
 
     def _schedule(self) -> None:
-        """Start what can start; called with the lock held."""
+        """Start what can start, in priority order; called with the lock held.
+
+        A job that cannot start yet (its needs still running, or not enough free) keeps the
+        room one worker of it needs: the jobs after it start only in what is left, so a
+        stream of small jobs never holds back a big one (the lab tests behind the images)."""
         cores, hosts = self._free()
-        blocked = False
         for job in self.jobs:
             if job.done or job.process is not None:
                 continue
@@ -183,15 +185,11 @@ class Runner:
                 job.skipped = f"not run: needs {', '.join(failed)}, which failed"
                 self.say(job, job.skipped)
                 continue
-            if not all(self._job(n).passed for n in job.needs):
-                continue
             fit = self._workers_that_fit(job, cores, hosts)
-            if fit == 0 or (blocked and job.cores > 1):
-                # Jobs after one that waits for room may start only if they are small
-                # (one core): they never hold back a bigger one that cannot run yet.
-                blocked = True
-                continue
-            self._start(job, fit)
+            if fit and all(self._job(n).passed for n in job.needs):
+                self._start(job, fit)
+            else:
+                fit = 1  # what it waits for
             cores -= fit * min(job.cores, self.capacity.cores)
             hosts -= fit * min(job.lab_hosts, self.capacity.lab_hosts)
 

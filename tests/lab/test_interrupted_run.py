@@ -61,9 +61,11 @@ def wait_held(folder: Path, make: subprocess.Popen[bytes]) -> None:
         time.sleep(0.5)
 
 
-def group_alive(pgid: int) -> bool:
+def group_alive(make: subprocess.Popen[bytes]) -> bool:
+    """Anything left in make's process group (make itself reaped first: a zombie counts)."""
+    make.poll()
     try:
-        os.killpg(pgid, 0)
+        os.killpg(make.pid, 0)
     except ProcessLookupError:
         return False
     return True
@@ -97,7 +99,7 @@ def test_sigterm_to_make_test_leaves_no_lab_host_observer_or_monitor(held):
     assert (held / "observer.pid").exists() and (held / "monitor.pid").exists()
     os.kill(make.pid, signal.SIGTERM)  # make alone, as `kill <pid>` does
     deadline = time.monotonic() + STOPPED_WITHIN_S
-    while group_alive(make.pid):
+    while group_alive(make):
         assert time.monotonic() < deadline, f"make test still running:\n{log_of(held)[-4000:]}"
         time.sleep(0.5)
     text = log_of(held)

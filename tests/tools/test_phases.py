@@ -134,3 +134,16 @@ def test_the_slowest_tests_and_fixtures_close_the_run(tmp_path):
     assert re.search(r"2\.0 s  lab \(module\) t", tail), tail
     # The last line counts every group's tests, as a CI log's reader expects.
     assert result.stdout.rstrip().splitlines()[-1] == "pytest: 2 passed, 0 failed, 0 skipped"
+
+
+def test_small_jobs_do_not_jump_ahead_of_a_big_one_waiting_for_its_needs(tmp_path):
+    jobs = (
+        job("images", 2.0, phase="checks")
+        + job("lint", 0.3, phase="checks")
+        + job("lab", 1.0, cores=2, needs=["images"])
+        + job("sanity", 1.0)
+    )
+    ran = spans(run_phases(tmp_path, jobs, cores=2).stdout)
+    # lint's core, free after 0.3 s, is kept for lab: sanity waits until lab has run.
+    assert ran["lab"][0] >= ran["images"][1], ran
+    assert ran["sanity"][0] >= ran["lab"][1], ran
