@@ -19,7 +19,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 .PHONY: help venv test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt files/observer/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -62,6 +62,18 @@ test-e2e: venv collection ## The playbooks end to end on this machine
 
 test-lab: venv collection lab-images ## The lab tests (root): hosts over SSH, one module at a time
 	$(BIN)/pytest -m lab -n 0 --durations=20 $(PYTEST_ARGS)
+
+lint: lint-python lint-ansible lint-changelog lint-docs ## ruff, ansible-lint (production), the changelog and the docs
+
+lint-python: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The Python versions ansible-core 2.19's controller supports, each found on PATH.
+SANITY_PYTHONS ?= 3.11 3.12 3.13
+
+sanity: venv ## ansible-test sanity, offline, on a copy under build/sanity (SANITY_PYTHONS, in one run)
+	$(BIN)/python tools/sanity.py $(foreach version,$(SANITY_PYTHONS),--python $(version))
 
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)

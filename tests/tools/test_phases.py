@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 from stressrun import ROOT
 
 pytestmark = pytest.mark.process
@@ -147,3 +148,20 @@ def test_small_jobs_do_not_jump_ahead_of_a_big_one_waiting_for_its_needs(tmp_pat
     # lint's core, free after 0.3 s, is kept for lab: sanity waits until lab has run.
     assert ran["lab"][0] >= ran["images"][1], ran
     assert ran["sanity"][0] >= ran["lab"][1], ran
+
+
+def test_every_job_of_make_test_has_work_to_do():
+    """`make -n` of each job's command: a target that lost its recipe would pass in a second,
+    having run nothing."""
+    jobs = tomllib.loads((ROOT / "tests" / "jobs.toml").read_text())["job"]
+    assert {j["name"] for j in jobs} >= {"images", "lint", "unit", "process", "e2e", "lab",
+                                          "molecule", "sanity"}  # fmt: skip
+    for entry in jobs:
+        argv = entry["command"]
+        assert argv[0] == "make", entry
+        dry = subprocess.run(
+            [*argv[:1], "-n", *argv[1:]], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert dry.returncode == 0, (entry["name"], dry.stderr)
+        assert "Nothing to be done" not in dry.stdout + dry.stderr, entry["name"]
+        assert dry.stdout.strip(), entry["name"]
