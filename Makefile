@@ -44,9 +44,11 @@ test: venv collection ## Every test, lint, sanity and Molecule scenario, schedul
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 GROUP ?= unit
-# One group of the suite, on the workers tools/phases.py grants it (QTS_TEST_WORKERS).
+GROUP_ARGS ?=
+# One group of the suite (or the share of it GROUP_ARGS picks: files, --ignore), on the workers
+# tools/phases.py grants it (QTS_TEST_WORKERS).
 pytest-group: venv collection
-	$(BIN)/pytest -m $(GROUP) -n $(if $(filter-out 1,$(QTS_TEST_WORKERS)),$(QTS_TEST_WORKERS),0) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -m $(GROUP) -n $(if $(filter-out 1,$(QTS_TEST_WORKERS)),$(QTS_TEST_WORKERS),0) --dist loadfile $(GROUP_ARGS) $(PYTEST_ARGS)
 
 pytest: venv collection ## Every pytest test at once (PYTEST_WORKERS modules at once), no scheduling
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)

@@ -162,12 +162,30 @@ def _lab_down(name: str) -> str:
     return f"lab {name} {outcome}"
 
 
+def _remove_job_cgroups(wanted: callable) -> list[str]:
+    """The CPU accounting cgroups tools/phases.py made for a run's jobs (`qts-test-<run>`),
+    once empty; rmdir refuses one that still holds a process."""
+    removed = []
+    for top in Path("/sys/fs/cgroup").glob("**/qts-test-*"):
+        run = top.name.removeprefix("qts-test-")
+        if not top.is_dir() or not wanted(run):
+            continue
+        for folder in sorted(top.rglob("*"), key=lambda p: -len(p.parts)):
+            if folder.is_dir():
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        with contextlib.suppress(OSError):
+            top.rmdir()
+            removed.append(str(top))
+    return [f"removed the empty cgroups {', '.join(removed)}"] if removed else []
+
+
 def _clean(wanted: callable) -> list[str]:
     cleaned = [_lab_down(name) for name, owner in _suite_labs() if owner and wanted(owner)]
     pids = _processes_of(wanted)
     if pids:
         cleaned.append("ended " + ", ".join(_end(pids)))
-    return cleaned
+    return cleaned + _remove_job_cgroups(wanted)
 
 
 def clean_run(run_id: str) -> list[str]:

@@ -55,7 +55,7 @@ class Job:
     name: str
     phase: str
     command: list[str]
-    cores: int = 1
+    cores: float = 1.0
     lab_hosts: int = 0
     workers: int = 1
     needs: list[str] = field(default_factory=list)
@@ -154,18 +154,21 @@ class Runner:
 
     def _free(self) -> tuple[int, int]:
         running = [job for job in self.jobs if job.process is not None and job.status is None]
-        cores = self.capacity.cores - sum(job.granted * job.cores for job in running)
+        cores = self.capacity.cores - sum(job.granted * self._per_worker(job) for job in running)
         hosts = self.capacity.lab_hosts - sum(job.granted * job.lab_hosts for job in running)
         return cores, hosts
 
-    def _workers_that_fit(self, job: Job, cores: int, hosts: int) -> int:
+    def _per_worker(self, job: Job) -> float:
+        return min(job.cores, self.capacity.cores)
+
+    def _workers_that_fit(self, job: Job, cores: float, hosts: int) -> int:
         """How many of the job's workers fit in what is free (a job bigger than the whole
         machine gets the whole machine, alone)."""
-        per_core = min(job.cores, self.capacity.cores)
+        per_core = self._per_worker(job)
         per_host = min(job.lab_hosts, self.capacity.lab_hosts)
         fit = job.workers
         if per_core:
-            fit = min(fit, cores // per_core)
+            fit = min(fit, int(cores / per_core + 1e-9))
         if per_host:
             fit = min(fit, hosts // per_host)
         return max(0, fit)
@@ -190,7 +193,7 @@ class Runner:
                 self._start(job, fit)
             else:
                 fit = 1  # what it waits for
-            cores -= fit * min(job.cores, self.capacity.cores)
+            cores -= fit * self._per_worker(job)
             hosts -= fit * min(job.lab_hosts, self.capacity.lab_hosts)
 
     def _job(self, name: str) -> Job:
@@ -203,7 +206,7 @@ class Runner:
         env[janitor.RUN_VARIABLE] = self.run_id
         if self.times is not None:
             env["QTS_TEST_TIMES"] = str(self.times.absolute())
-        cost = f"{workers * job.cores} core(s)" + (
+        cost = f"{workers * job.cores:g} core(s)" + (
             f", {workers * job.lab_hosts} lab host(s)" if job.lab_hosts else ""
         )
         print(
@@ -371,7 +374,7 @@ def print_table(runner: Runner) -> None:
             else:
                 state = f"FAILED (exit {job.status})"
             when = "" if job.started is None else f" from +{job.started - runner.started:.0f} s"
-            cost = f"  {job.granted} x {job.cores} core(s)" if job.granted else ""
+            cost = f"  {job.granted} x {job.cores:g} core(s)" if job.granted else ""
             cpu = "" if job.cpu_seconds is None else f", {job.cpu_seconds:.0f} CPU-s"
             print(f"    {job.name:<{runner.width}} {job.seconds:7.1f} s  {state}{when}{cost}{cpu}")
     print(f"  {'total':<12} {time.monotonic() - runner.started:7.1f} s (wall)")

@@ -4,9 +4,11 @@ close the run. Real processes (short sleeps) stand for the jobs."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +167,36 @@ def test_every_job_of_make_test_has_work_to_do():
         assert dry.returncode == 0, (entry["name"], dry.stderr)
         assert "Nothing to be done" not in dry.stdout + dry.stderr, entry["name"]
         assert dry.stdout.strip(), entry["name"]
+
+
+def collected(*args: str) -> list[str]:
+    """The node ids pytest collects with these arguments."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    return [line for line in listed.stdout.splitlines() if "::" in line]
+
+
+def test_the_shares_of_each_pytest_group_hold_each_of_its_tests_once():
+    jobs = tomllib.loads((ROOT / "tests" / "jobs.toml").read_text())["job"]
+    shares: dict[str, list[list[str]]] = {}
+    for entry in jobs:
+        settings = dict(arg.split("=", 1) for arg in entry["command"] if "=" in arg)
+        if "pytest-group" in entry["command"]:
+            shares.setdefault(settings["GROUP"], []).append(
+                shlex.split(settings.get("GROUP_ARGS", ""))
+            )
+    assert set(shares) == {"unit", "process", "e2e", "lab"}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        whole = {group: pool.submit(collected, "-m", group) for group in shares}
+        parts = {
+            group: [pool.submit(collected, "-m", group, *args) for args in args_list]
+            for group, args_list in shares.items()
+        }
+        for group in shares:
+            every = whole[group].result()
+            assert every, group
+            picked = [node for part in parts[group] for node in part.result()]
+            assert sorted(picked) == sorted(every), (group, set(every) ^ set(picked))
