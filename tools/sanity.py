@@ -50,11 +50,15 @@ def interpreter_dir(version: str) -> str | None:
     pyenv shim on PATH fails for a version that is not the selected one)."""
     name = "python%s" % version
     found = shutil.which(name)
-    if (
-        found
-        and subprocess.run([found, "-c", ""], capture_output=True, check=False).returncode == 0
-    ):
-        return os.path.dirname(found)
+    if found:
+        # The interpreter's own folder, not a pyenv shim's: the shims' folder holds a shim of
+        # every version, which ansible-test would take and fail on.
+        real = subprocess.run(
+            [found, "-c", "import sys; print(sys.executable)"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if real.returncode == 0 and real.stdout.strip():
+            return os.path.dirname(real.stdout.strip())
     for candidate in sorted(Path.home().glob(".pyenv/versions/%s.*/bin/%s" % (version, name))):
         return str(candidate.parent)
     return None
