@@ -20,6 +20,8 @@ from stressrun import ROOT
 pytestmark = pytest.mark.process
 
 PHASES = ROOT / "tools" / "phases.py"
+# How long jobs that must be seen running side by side last.
+SIDE_BY_SIDE_S = 6.0
 # A job that says when it ran: the runner prefixes its lines with its name.
 JOB = (
     "import sys, time; print('began', time.time(), flush=True); time.sleep(float(sys.argv[1]));"
@@ -61,10 +63,12 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 def test_no_more_cores_at_once_than_the_machine_has(tmp_path):
     jobs = (
-        job("big", 1.5, cores=2)
-        + job("small-1", 1.5)
-        + job("small-2", 1.5)
-        + job("other", 1.5, cores=2)
+        job("big", 1.0, cores=2)
+        # Long enough that the two, started together, overlap even if one's interpreter
+        # takes seconds to start on a loaded machine.
+        + job("small-1", SIDE_BY_SIDE_S)
+        + job("small-2", SIDE_BY_SIDE_S)
+        + job("other", 1.0, cores=2)
     )
     result = run_phases(tmp_path, jobs, cores=2)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -79,7 +83,11 @@ def test_no_more_cores_at_once_than_the_machine_has(tmp_path):
 
 
 def test_a_bigger_machine_runs_more_at_once(tmp_path):
-    jobs = job("big", 2.0, cores=2) + job("small-1", 2.0) + job("small-2", 2.0)
+    jobs = (
+        job("big", SIDE_BY_SIDE_S, cores=2)
+        + job("small-1", SIDE_BY_SIDE_S)
+        + job("small-2", SIDE_BY_SIDE_S)
+    )
     ran = spans(run_phases(tmp_path, jobs, cores=4).stdout)
     assert overlap(ran["big"], ran["small-1"]) and overlap(ran["big"], ran["small-2"]), ran
 
