@@ -84,7 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault(RUN_VARIABLE, new_run_id())
     signal.signal(signal.SIGTERM, _interrupt)
     folder = os.environ.get("QTS_TEST_TIMES")
-    if folder:
+    # Under xdist the workers write; the controller sees every report again.
+    distributing = not hasattr(config, "workerinput") and config.getoption("numprocesses", None)
+    if folder and not distributing:
         Path(folder).mkdir(parents=True, exist_ok=True)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         job = os.environ.get("QTS_TEST_JOB", "pytest")
