@@ -152,7 +152,7 @@ class Runner:
 
     # --- what runs when ---
 
-    def _free(self) -> tuple[int, int]:
+    def _free(self) -> tuple[float, int]:
         running = [job for job in self.jobs if job.process is not None and job.status is None]
         cores = self.capacity.cores - sum(job.granted * self._per_worker(job) for job in running)
         hosts = self.capacity.lab_hosts - sum(job.granted * job.lab_hosts for job in running)
