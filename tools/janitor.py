@@ -162,7 +162,7 @@ def _lab_down(name: str) -> str:
     return f"lab {name} {outcome}"
 
 
-def _remove_job_cgroups(wanted: callable) -> list[str]:
+def remove_job_cgroups(wanted: callable) -> list[str]:
     """The CPU accounting cgroups tools/phases.py made for a run's jobs (`qts-test-<run>`),
     once empty; rmdir refuses one that still holds a process."""
     removed = []
@@ -185,7 +185,7 @@ def _clean(wanted: callable) -> list[str]:
     pids = _processes_of(wanted)
     if pids:
         cleaned.append("ended " + ", ".join(_end(pids)))
-    return cleaned + _remove_job_cgroups(wanted)
+    return cleaned + remove_job_cgroups(wanted)
 
 
 def clean_run(run_id: str) -> list[str]:

@@ -329,20 +329,6 @@ def _cgroup_cpu_seconds(folder: Path | None) -> float | None:
     return None
 
 
-def _remove_cgroups(jobs: list[Job]) -> None:
-    """The jobs' cgroups, once empty (one still holding a process is left: rmdir refuses)."""
-    for job in jobs:
-        if job.cgroup is None:
-            continue
-        for folder in sorted(job.cgroup.rglob("*"), key=lambda p: -len(p.parts)):
-            if folder.is_dir():
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-        with contextlib.suppress(OSError):
-            job.cgroup.rmdir()
-            job.cgroup.parent.rmdir()
-
-
 def _signal_group(job: Job, signum: int) -> None:
     if job.process is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -422,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     if runner.stopping:
         cleaned = janitor.clean_run(run_id)
         print(f"== cleaned after the stop: {'; '.join(cleaned) or 'nothing was left'}", flush=True)
-    _remove_cgroups(jobs)
+    janitor.remove_job_cgroups(lambda run: run == run_id)  # this run's, once empty
     print_table(runner)
     if args.times:
         slowest.report(args.times, count=20)
