@@ -18,6 +18,20 @@ from .measure import monitor_window, read_log, read_metrics
 from .profile import RUN_LIMITS
 
 TREND_REPORTS = 4  # a trend: this many metrics reports in a row, each higher than the last
+# Hosts run a level together: a load that began later than this after the agreed start ran
+# out of step with the others (the controller took longer than stress_start_delay_s to
+# launch it on this host), and is said so.
+LATE_START_S = 1.0
+
+
+def late_start_warning(started_at: float | None, agreed_start: float) -> str | None:
+    """The warning of a load that began after the agreed start, or None."""
+    if not started_at or started_at - agreed_start <= LATE_START_S:
+        return None
+    return (
+        "the load began %.1f s after the agreed start, out of step with the other hosts: "
+        "launching it took longer than stress_start_delay_s; raise it" % (started_at - agreed_start)
+    )
 
 
 def read_json(path: str) -> dict:
@@ -130,6 +144,10 @@ def level_progress(
     monitor = monitor_window(monitor_csv, max(since, now - window_s), now, window_s)
     cpu = monitor["cpu_pct"]["sustained"] if monitor["samples"] else None
     memory = monitor["memory_pct"]["sustained"] if monitor["samples"] else None
+    warnings = warnings_for(cpu, memory, reports, base, limits)
+    late = late_start_warning(progress.get("started_at"), since)
+    if late:
+        warnings.insert(0, late)
     return {
         "started": bool(progress),
         "elapsed_s": progress.get("elapsed_s"),
@@ -139,7 +157,7 @@ def level_progress(
         "p99_ms": (reports[-1].get("snapshot_processing") or {}).get("p99_ms") if reports else None,
         "cpu_pct": cpu,
         "memory_pct": memory,
-        "warnings": warnings_for(cpu, memory, reports, base, limits),
+        "warnings": warnings,
         "done": bool(progress.get("done")),
         "failure": progress.get("failure"),
         # The load's whole result, once it is done (the generator writes it with done).

@@ -20,6 +20,7 @@ from ansible_collections.qts.observer.plugins.module_utils.injector import (
     inject,
     open_pipe,
 )
+from ansible_collections.qts.observer.plugins.module_utils.progress import level_progress
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import (
     SnapshotGenerator,
     run_id_prefix,
@@ -146,6 +147,36 @@ def test_injector_is_open_loop_flushes_each_line_and_keeps_a_ledger(tmp_path, sl
     assert summary["lateness_ms"]["max"] < 1000
     state = json.loads(progress.read_text())
     assert state["done"] is True and state["sent"] == 100
+
+
+def test_a_load_launched_after_the_agreed_start_says_it_ran_out_of_step(tmp_path, sleeper):
+    """The controller took longer than stress_start_delay_s to launch a host's load: it
+    still runs, and its progress warns that it began late and what to raise."""
+    reader = PipeReader(str(tmp_path / "in.fifo"))
+    fd = open_pipe(reader.path)
+    warnings = {}
+    for name, start_at in (("late", time.time() - 3.0), ("in step", time.time() + 0.3)):
+        progress = tmp_path / f"{name}.progress.json"
+        plan = LevelPlan(rate=20, duration_s=0.5, seed=1, level=1, start_at=start_at)
+        outcome = inject(
+            plan, fd, ProcessWatch(sleeper.pid), str(tmp_path / "ledger"), str(progress)
+        )
+        assert outcome.failure is None and outcome.sent == 10
+        state = level_progress(
+            str(progress),
+            str(tmp_path / "metrics.jsonl"),
+            str(tmp_path / "monitor.csv"),
+            since=start_at,
+            window_s=5.0,
+            now=time.time(),
+        )
+        warnings[name] = state["warnings"]
+    os.close(fd)
+    reader.close()
+    assert len(warnings["late"]) == 1, warnings
+    assert warnings["late"][0].startswith("the load began 3.")
+    assert "raise it" in warnings["late"][0] and "stress_start_delay_s" in warnings["late"][0]
+    assert warnings["in step"] == []
 
 
 def test_injector_counts_lateness_instead_of_skipping(tmp_path, sleeper, monkeypatch):
