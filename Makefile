@@ -16,7 +16,7 @@ RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
+.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,11 +71,11 @@ lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The Python versions ansible-core 2.19's controller supports, each found on PATH.
-SANITY_PYTHONS ?= 3.11 3.12 3.13
+# CORES=2.21 runs that release only (default: every one of tests/ansible-core.toml).
+CORES ?=
 
-sanity: venv ## ansible-test sanity, offline, on a copy under build/sanity (SANITY_PYTHONS, in one run)
-	$(BIN)/python tools/sanity.py $(foreach version,$(SANITY_PYTHONS),--python $(version))
+sanity: venv ## ansible-test sanity of every tested ansible-core (CORES=), offline, on copies under build/sanity
+	$(BIN)/python tools/sanity.py $(foreach core,$(CORES),--core $(core))
 
 bench-observer: venv ## Observer throughput, latency and RSS beside the naive loop
 	$(BIN)/python benchmarks/bench_observer.py --snapshots $(BENCH_SNAPSHOTS)
@@ -86,11 +86,19 @@ bench-load: venv collection ## Load generator pacing at 50, 1000, 10000, 100000/
 bench-verdict: venv collection ## BENCH_RUNS (20) smoke runs with one core busy: judged, passed, reasons
 	$(BIN)/python benchmarks/bench_verdict.py --runs $(BENCH_RUNS)
 
-smoke: venv collection ## The four levels compressed to about a minute: INVENTORY=, ARGS=
-	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=smoke $(ARGS)
+# CORE=2.21 runs a playbook with that tested ansible-core (tests/ansible-core.toml) from its
+# own virtualenv, made on first use; without CORE, .venv's (requirements.txt).
+CORE ?=
+ANSIBLE_BIN = $(if $(CORE),$(shell python3 tools/cores.py venv $(CORE)),$(BIN))
 
-capacity: venv collection ## Each host's highest sustainable rate (at most 10 minutes): INVENTORY=, ARGS=
-	$(BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=capacity $(ARGS)
+venv-core: ## The virtualenv of one tested ansible-core (CORE=2.21 makes .venv-2.21)
+	$(if $(CORE),python3 tools/cores.py venv $(CORE),@echo "error: say which release: CORE=2.21" >&2; exit 2)
+
+smoke: venv collection $(if $(CORE),venv-core) ## The four levels compressed to about a minute: INVENTORY=, ARGS=, CORE=
+	$(ANSIBLE_BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=smoke $(ARGS)
+
+capacity: venv collection $(if $(CORE),venv-core) ## Each host's highest sustainable rate (at most 10 minutes): INVENTORY=, ARGS=, CORE=
+	$(ANSIBLE_BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=capacity $(ARGS)
 
 history: venv collection ## The runs of artifacts/history.sqlite with their verdicts and key figures: HISTORY=
 	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.history --db $(HISTORY)

@@ -42,6 +42,7 @@ from ansible_collections.qts.observer.plugins.plugin_utils.regression import (
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
     build_report,
     collection_version,
+    controller_identity,
     now_utc,
     summary_lines,
 )
@@ -108,6 +109,7 @@ class ActionModule(ActionBase):
         hosts = list(run.get("hosts") or [])
         outcomes = {name: host_outcome(hostvars[name]) for name in hosts if name in hostvars}
         report = build_report(run, hosts, outcomes, refused=refused)
+        report["controller"] = controller_identity()
         if not self._task.check_mode and not refused and hosts:
             self._compare_and_record(report, args)
         for line in summary_lines(report):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,18 @@ NOT_MEASURED = "NOT MEASURED"
 UNREACHABLE = "UNREACHABLE"
 NOT_RUN = "NOT RUN"
 REASON_MAX_CHARS = 160
+
+
+def controller_identity() -> dict[str, str | None]:
+    """What judged the run: the controller's ansible-core, Python and this collection."""
+    # Imported here: the rest of this module is read without Ansible (make history, report).
+    from ansible import release  # noqa: PLC0415
+
+    return {
+        "ansible_core": release.__version__,
+        "python": platform.python_version(),
+        "collection": collection_version(),
+    }
 
 
 def collection_version() -> str | None:

@@ -27,28 +27,27 @@ LENIENT = {
 LENIENT_LIMITS = _EXAMPLE["stress_limits"]
 
 
-def _lowest_priority() -> None:
-    """Run on idle CPU only, as `nice -n 19` means on a machine without autogroup.
-
-    With autogroup scheduling (Debian's default) a nice value only counts within its
-    session: a `nice -n 19` spinner whose test waits on SSH takes its session's whole share,
-    a third of the machine beside two other busy sessions, from the jobs running beside it.
-    SCHED_IDLE, in a session of its own whose autogroup is niced to 19, takes only what
-    nobody else wants."""
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text("19")
+# A spinner that runs on idle CPU only, as `nice -n 19` means on a machine without autogroup.
+# With autogroup scheduling (Debian's default) a nice value only counts within its session:
+# a `nice -n 19` spinner whose test waits on SSH takes its session's whole share, a third of
+# the machine beside two other busy sessions, from the jobs running beside it. SCHED_IDLE, in
+# a session of its own whose autogroup is niced to 19, takes only what nobody else wants.
+# (Set by the spinner itself: a preexec_fn is unsafe in a process with threads.)
+_IDLE_SPINNER = """
+import contextlib, os
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as autogroup:
+    autogroup.write("19")
+while True:
+    pass
+"""
 
 
 @contextlib.contextmanager
 def a_neighbour_keeps_one_core_busy() -> Iterator[subprocess.Popen]:
     """Another job on the machine, as on a shared CI runner: it keeps a core busy whenever
-    one is free, and gives it up to any other work (see _lowest_priority)."""
-    neighbour = subprocess.Popen(
-        [sys.executable, "-c", "while True: pass"],
-        start_new_session=True,
-        preexec_fn=_lowest_priority,
-    )
+    one is free, and gives it up to any other work (see _IDLE_SPINNER)."""
+    neighbour = subprocess.Popen([sys.executable, "-c", _IDLE_SPINNER], start_new_session=True)
     try:
         yield neighbour
     finally:
@@ -61,16 +60,24 @@ def user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
-def smoke_argv(inventory: Path | str, artifacts: Path, *extra: str) -> list[str]:
+def smoke_argv(
+    inventory: Path | str, artifacts: Path, *extra: str, core: str | None = None
+) -> list[str]:
+    """`make smoke`, with .venv's ansible-core or, given core, that tested release's."""
     args = " ".join(["-e", f"stress_artifacts_dir={artifacts}", *extra])
-    return ["make", "--no-print-directory", "smoke", f"INVENTORY={inventory}", f"ARGS={args}"]
+    argv = ["make", "--no-print-directory", "smoke", f"INVENTORY={inventory}", f"ARGS={args}"]
+    return [*argv, f"CORE={core}"] if core else argv
 
 
 def make_smoke(
-    inventory: Path | str, artifacts: Path, *extra: str, timeout_s: float = 900
+    inventory: Path | str,
+    artifacts: Path,
+    *extra: str,
+    timeout_s: float = 900,
+    core: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        smoke_argv(inventory, artifacts, *extra),
+        smoke_argv(inventory, artifacts, *extra, core=core),
         cwd=ROOT,
         env=user_env(),
         stdin=subprocess.DEVNULL,

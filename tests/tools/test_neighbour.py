@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from stressrun import a_neighbour_keeps_one_core_busy
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.process
 
 
 def _cpu_s(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -25,7 +26,7 @@ def test_the_neighbour_gives_way_to_jobs_in_other_sessions():
     (measured: 3.6 CPU-s in 6 s beside two such jobs); the neighbour takes almost none."""
     jobs = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
-        for _ in range(os.cpu_count() or 1)
+        for _core in range(os.cpu_count() or 1)
     ]
     try:
         with a_neighbour_keeps_one_core_busy() as neighbour:
