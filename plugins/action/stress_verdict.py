@@ -122,6 +122,7 @@ class ActionModule(ActionBase):
             verdict=report["verdict"],
             reasons=report["reasons"],
             run_id=report["run_id"],
+            hosts={name: entry["verdict"] for name, entry in report["hosts"].items()},
             report_file=os.path.join(report["artifacts_dir"], REPORT_FILE) if written else None,
             junit_file=os.path.join(report["artifacts_dir"], JUNIT_FILE) if written else None,
             msg=summary_lines(report)[-2],

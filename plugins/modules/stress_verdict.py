@@ -103,6 +103,11 @@ run_id:
   returned: always
   type: str
   sample: 20261127T162013Z-ab12
+hosts:
+  description: Each host of the run and its verdict (C(PASS), C(FAIL), C(NOT MEASURED), C(UNREACHABLE), C(NOT RUN)).
+  returned: always
+  type: dict
+  sample: {"observer-01": "PASS", "observer-02": "FAIL"}
 report_file:
   description: Path of report.json (null in check mode).
   returned: always

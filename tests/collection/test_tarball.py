@@ -95,6 +95,8 @@ def test_the_tarball_holds_what_users_run_and_nothing_that_build_ignore_excludes
             assert not any("__pycache__" in m.split("/") for m in members)
         else:
             assert not any(m == pattern or m.startswith(pattern + "/") for m in members), pattern
+    # No virtualenv (.venv, nor .venv-<release> of tools/cores.py): nothing of this machine.
+    assert not any(m.split("/")[0].startswith(".venv") for m in members), members[:20]
     for tooling in ("tests", "tools", "benchmarks", "Makefile", "ansible.cfg", "inventories"):
         assert not any(m == tooling or m.startswith(tooling + "/") for m in members), tooling
     manifest = json.loads((installed["root"] / "MANIFEST.json").read_text())
