@@ -16,7 +16,7 @@ RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history report clean
+.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history merge report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ capacity: venv collection $(if $(CORE),venv-core) ## Each host's highest sustain
 
 history: venv collection ## The runs of artifacts/history.sqlite with their verdicts and key figures: HISTORY=
 	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.history --db $(HISTORY)
+
+merge: venv collection ## Judge the runs of a test's slices (AWX job slicing) as one run: RUNS="artifacts/<id> artifacts/<id>"
+	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.merge $(RUNS)
 
 report: venv collection ## Write RUN's report.html again from its folder (default artifacts/latest)
 	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.html_report $(RUN)
