@@ -141,14 +141,15 @@ def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
         f"observers:\n  hosts:\n    {DOWN_HOST}:\n      ansible_host: {DOWN_ADDR}\n"
     )
     artifacts = tmp_path / "artifacts"
-    # Every host is told to start a level 30 s ahead (3 s by default): on a loaded runner,
-    # launching the load job on three hosts over SSH took up to 16 s (a host reached after
+    # Every host is told to start a level 60 s ahead (3 s by default): on a loaded runner,
+    # launching the load job on three hosts over SSH took up to 16 s in CI, 12 s late on a
+    # 3 s delay with more beside it, so 60 s leaves room (a host reached after
     # the agreed moment starts late, and its progress says so).
     run = SmokeRun(
         inventory,
         artifacts,
         "-e",
-        "stress_start_delay_s=30",
+        "stress_start_delay_s=60",
         *levels_args([lenient_level(20, 5), lenient_level(20, 15)]),
     )
     killed_at = kill_observer_mid_level_2(run, lab[VICTIM])
