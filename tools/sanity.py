@@ -23,9 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cores import Core, CoreError, ensure_venv, find, interpreter_dir, load
-
-ROOT = Path(__file__).resolve().parents[1]
+from cores import ROOT, Core, CoreError, ensure_venv, find, interpreter_dir, load
 
 
 def copy_dir(core: Core) -> Path:

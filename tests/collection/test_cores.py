@@ -6,14 +6,13 @@ with it."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from cores import ensure_venv, load
+from stressrun import build_tarball, run_captured, shell_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CORES = load()
@@ -41,27 +40,17 @@ def test_requires_ansible_the_pin_and_the_readme_name_the_tested_releases():
 
 
 def _user_env(collections: Path) -> dict[str, str]:
-    """No setting of this checkout: only where the installed collection is."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1")
-    return env
+    """A user's shell: only where the installed collection is."""
+    return {**shell_env(), "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
 
 
 def _tool(bin_dir: Path, cwd: Path, env: dict[str, str], *argv: str):
-    return subprocess.run(
-        [str(bin_dir / argv[0]), *argv[1:]],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    return run_captured([str(bin_dir / argv[0]), *argv[1:]], cwd, env)
 
 
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("dist")
-    built = _tool(ensure_venv(CORES[0]), work, _user_env(work), "ansible-galaxy", "collection",
-                  "build", str(ROOT), "--output-path", str(work))  # fmt: skip
-    assert built.returncode == 0, built.stdout + built.stderr
-    (found,) = work.glob("qts-observer-*.tar.gz")
-    return found
+    return build_tarball(tmp_path_factory.mktemp("dist"), ensure_venv(CORES[0]))
 
 
 @pytest.mark.process

@@ -6,7 +6,6 @@ collection, as the builder stage of an EE build runs it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import ansible_builder
 import pytest
 import yaml
+from stressrun import build_tarball, run_captured, shell_env
 
 pytestmark = pytest.mark.process
 
@@ -27,13 +27,8 @@ VERSION = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
 TARBALL = "qts-observer-%s.tar.gz" % VERSION
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-
-
 def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=600, check=False)  # fmt: skip
+    return run_captured(list(argv), cwd, shell_env())
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +36,7 @@ def work(tmp_path_factory) -> Path:
     """examples/ee/ with the tarball built into it."""
     folder = tmp_path_factory.mktemp("ee") / "ee"
     shutil.copytree(EE, folder)
-    built = _run(str(BIN / "ansible-galaxy"), "collection", "build", str(ROOT),
-                 "--output-path", str(folder), cwd=folder)  # fmt: skip
-    assert built.returncode == 0, built.stdout + built.stderr
-    assert (folder / TARBALL).is_file(), sorted(p.name for p in folder.iterdir())
+    assert build_tarball(folder).name == TARBALL
     return folder
 
 

@@ -5,13 +5,12 @@ users run and nothing of the checkout's tooling (galaxy.yml's build_ignore)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
+from stressrun import build_tarball, run_captured, shell_env
 
 pytestmark = pytest.mark.process
 
@@ -32,40 +31,16 @@ SHIPPED = (
 PLUGIN_TYPES = ("module", "filter", "callback")
 
 
-def user_env() -> dict[str, str]:
-    """No setting of this checkout (make exports ANSIBLE_CONFIG and a collections path)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-
-
 def tool(cwd: Path, env: dict[str, str], name: str, *argv: str):
     """One of the venv's Ansible tools, as a user runs it (its output captured)."""
-    return subprocess.run(
-        [str(BIN / name), *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_captured([str(BIN / name), *argv], cwd, env, timeout_s=300)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("tarball")
-    env = user_env()
-    built = tool(
-        work,
-        env,
-        "ansible-galaxy",
-        "collection",
-        "build",
-        str(ROOT),
-        "--output-path",
-        str(work / "dist"),
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    (tarball,) = (work / "dist").glob("qts-observer-*.tar.gz")
+    env = shell_env()
+    tarball = build_tarball(work / "dist")
     collections = work / "collections"
     done = tool(
         work, env, "ansible-galaxy", "collection", "install", str(tarball), "-p", str(collections)

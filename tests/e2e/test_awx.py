@@ -20,16 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stressrun import LAB_LEVELS, ROOT, make_smoke
+from stressrun import LAB_LEVELS, ROOT, build_tarball, make_smoke, run_captured, shell_env
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-
-
-def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float = 900):
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout_s, check=False)  # fmt: skip
 
 
 def _stats_event(artifacts: Path) -> dict:
@@ -57,17 +52,14 @@ def _stop_services(root: Path) -> None:
 def job(tmp_path_factory) -> Iterator[dict]:
     """The AWX job: the wrapper playbook over this machine and a host that is down."""
     tmp_path = tmp_path_factory.mktemp("awx")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env = shell_env()
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     data = tmp_path / "job"
     project = data / "project"
     shutil.copytree(ROOT / "examples" / "awx", project)
     # What a project sync does with collections/requirements.yml, from the tarball.
-    built = _run([str(BIN / "ansible-galaxy"), "collection", "build", str(ROOT),
-                  "--output-path", str(tmp_path)], tmp_path, env)  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (tarball,) = tmp_path.glob("qts-observer-*.tar.gz")
-    installed = _run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball),
+    tarball = build_tarball(tmp_path)
+    installed = run_captured([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball),
                       "-p", str(project / "collections")], tmp_path, env)  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     inventory = data / "inventory"
@@ -82,9 +74,9 @@ def job(tmp_path_factory) -> Iterator[dict]:
              "qts_local_root": str(root), "stress_artifacts_dir": str(reports)}  # fmt: skip
     (data / "env" / "extravars").write_text(json.dumps(extra))
     try:
-        done = _run([str(BIN / "ansible-runner"), "run", str(data), "-p", "stress.yml",
-                     "--ident", "job-1"], tmp_path, env)  # fmt: skip
-        yield {"done": done, "data": data, "root": root, "work": tmp_path}
+        done = run_captured([str(BIN / "ansible-runner"), "run", str(data), "-p", "stress.yml",
+                     "--ident", "job-1"], tmp_path, env, timeout_s=900)  # fmt: skip
+        yield {"done": done, "data": data, "root": root}
     finally:
         _stop_services(root)
 

@@ -19,12 +19,13 @@ from stressrun import (
     ROOT,
     SmokeRun,
     a_neighbour_keeps_one_core_busy,
+    build_tarball,
     failure_messages,
     latest_report,
     lenient_level,
     levels_args,
     make_smoke,
-    user_env,
+    shell_env,
 )
 
 pytestmark = pytest.mark.e2e
@@ -229,16 +230,9 @@ def test_the_installed_collection_reports_with_a_plain_ansible_cfg(local_root, t
     with a user's ansible.cfg that enables nothing: the same report, junit.xml and verdict,
     and one line at the start saying what enabling the callback would add."""
     galaxy = ROOT / ".venv" / "bin" / "ansible-galaxy"
-    # Nothing of this checkout's Ansible settings (make exports ANSIBLE_CONFIG and a
-    # collections path holding the checkout itself): a user's machine has none of them.
-    env = {k: v for k, v in user_env().items() if not k.startswith("ANSIBLE_")}
-    built = subprocess.run(
-        [str(galaxy), "collection", "build", str(ROOT), "--output-path", str(tmp_path / "dist")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-        check=False,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stdout + built.stderr
-    (tarball,) = (tmp_path / "dist").glob("qts-observer-*.tar.gz")
+    # Nothing of this checkout's Ansible settings: a user's machine has none of them.
+    env = shell_env()
+    tarball = build_tarball(tmp_path / "dist")
     collections = tmp_path / "collections"
     installed = subprocess.run(
         [str(galaxy), "collection", "install", "--force", str(tarball), "-p", str(collections)],

@@ -60,6 +60,34 @@ def user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
+def shell_env() -> dict[str, str]:
+    """A user's own shell: user_env() without this checkout's Ansible settings either (make
+    exports ANSIBLE_CONFIG and a collections path holding the checkout itself)."""
+    return {k: v for k, v in user_env().items() if not k.startswith("ANSIBLE_")}
+
+
+def run_captured(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """A command as a user runs it, its output captured and its exit status kept."""
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def build_tarball(output_dir: Path, bin_dir: Path = ROOT / ".venv" / "bin") -> Path:
+    """The collection's tarball, built from this checkout with ansible-galaxy into output_dir."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    built = run_captured(
+        [str(bin_dir / "ansible-galaxy"), "collection", "build", str(ROOT),
+         "--output-path", str(output_dir)],
+        output_dir, shell_env(), timeout_s=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    (tarball,) = output_dir.glob("qts-observer-*.tar.gz")
+    return tarball
+
+
 def smoke_argv(
     inventory: Path | str, artifacts: Path, *extra: str, core: str | None = None
 ) -> list[str]:
