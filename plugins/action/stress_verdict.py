@@ -23,10 +23,8 @@ from ansible.utils.display import Display
 from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     JUNIT_FILE,
     REPORT_FILE,
-    link_latest,
     new_run_id,
     run_tag,
-    write_atomic,
 )
 from ansible_collections.qts.observer.plugins.plugin_utils.history import (
     HISTORY_FILE,
@@ -34,18 +32,16 @@ from ansible_collections.qts.observer.plugins.plugin_utils.history import (
     record_run,
     trend,
 )
-from ansible_collections.qts.observer.plugins.plugin_utils.html_report import HTML_FILE, render
-from ansible_collections.qts.observer.plugins.plugin_utils.junit import junit_xml
 from ansible_collections.qts.observer.plugins.plugin_utils.regression import (
     judge as judge_regressions,
 )
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
     build_report,
-    collection_version,
     controller_identity,
     now_utc,
     summary_lines,
 )
+from ansible_collections.qts.observer.plugins.plugin_utils.run_files import write_run
 
 display = Display()
 
@@ -173,7 +169,7 @@ class ActionModule(ActionBase):
                              "fail_on_regression": args["fail_on_regression"]}  # fmt: skip
         try:
             judge_regressions(report, path, args["baseline"], args["fail_on_regression"])
-            record_run(path, report, collection_version())
+            record_run(path, report, report["controller"]["collection"])
             report["trends"] = {
                 host: trend(path, report, host) for host in report.get("hosts") or {}
             }
@@ -182,12 +178,5 @@ class ActionModule(ActionBase):
             display.warning("run history not used: %s" % exc)
 
     def _write(self, report: dict) -> bool:
-        folder = report["artifacts_dir"]
-        trends = report.pop("trends", {})
-        text = json.dumps(report, indent=2, default=str) + "\n"
-        write_atomic(os.path.join(folder, REPORT_FILE), text.encode("utf-8"))
-        write_atomic(os.path.join(folder, JUNIT_FILE), junit_xml(report))
-        page = render(report, folder, collection_version=collection_version(), trends=trends)
-        write_atomic(os.path.join(folder, HTML_FILE), page.encode("utf-8"))
-        link_latest(os.path.dirname(folder), os.path.basename(folder))
+        write_run(report, trends=report.pop("trends", {}))
         return True

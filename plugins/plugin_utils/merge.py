@@ -25,21 +25,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
-    JUNIT_FILE,
     REPORT_FILE,
-    link_latest,
     new_run_id,
-    write_atomic,
 )
-from ansible_collections.qts.observer.plugins.plugin_utils.html_report import HTML_FILE, render
-from ansible_collections.qts.observer.plugins.plugin_utils.junit import junit_xml
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
     FAILED,
     PASSED,
-    collection_version,
     now_utc,
     summary_lines,
 )
+from ansible_collections.qts.observer.plugins.plugin_utils.run_files import write_run
 
 # What makes runs parts of one test: their slices must agree on each.
 SAME_TEST_KEYS = ("profile", "seed", "levels_planned", "capacity_planned", "limits")
@@ -145,15 +140,9 @@ def _link_host_data(report: Mapping[str, Any]) -> None:
 
 
 def write(report: Mapping[str, Any]) -> None:
-    folder = report["artifacts_dir"]
-    os.makedirs(folder, mode=0o755)
+    os.makedirs(report["artifacts_dir"], mode=0o755)
     _link_host_data(report)
-    text = json.dumps(report, indent=2, default=str) + "\n"
-    write_atomic(os.path.join(folder, REPORT_FILE), text.encode("utf-8"))
-    write_atomic(os.path.join(folder, JUNIT_FILE), junit_xml(report))
-    page = render(report, folder, collection_version=collection_version())
-    write_atomic(os.path.join(folder, HTML_FILE), page.encode("utf-8"))
-    link_latest(os.path.dirname(folder), os.path.basename(folder))
+    write_run(report)
 
 
 def main(argv: list[str] | None = None) -> int:
