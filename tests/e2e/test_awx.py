@@ -59,8 +59,9 @@ def job(tmp_path_factory) -> Iterator[dict]:
     shutil.copytree(ROOT / "examples" / "awx", project)
     # What a project sync does with collections/requirements.yml, from the tarball.
     tarball = build_tarball(tmp_path)
-    installed = run_captured([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball),
-                      "-p", str(project / "collections")], tmp_path, env)  # fmt: skip
+    install = [str(BIN / "ansible-galaxy"), "collection", "install", str(tarball),
+               "-p", str(project / "collections")]  # fmt: skip
+    installed = run_captured(install, tmp_path, env)
     assert installed.returncode == 0, installed.stderr
     inventory = data / "inventory"
     shutil.copytree(ROOT / "inventories" / "local", inventory)
@@ -74,8 +75,9 @@ def job(tmp_path_factory) -> Iterator[dict]:
              "qts_local_root": str(root), "stress_artifacts_dir": str(reports)}  # fmt: skip
     (data / "env" / "extravars").write_text(json.dumps(extra))
     try:
-        done = run_captured([str(BIN / "ansible-runner"), "run", str(data), "-p", "stress.yml",
-                     "--ident", "job-1"], tmp_path, env, timeout_s=900)  # fmt: skip
+        runner = [str(BIN / "ansible-runner"), "run", str(data), "-p", "stress.yml",
+                  "--ident", "job-1"]  # fmt: skip
+        done = run_captured(runner, tmp_path, env, timeout_s=900)
         yield {"done": done, "data": data, "root": root}
     finally:
         _stop_services(root)
