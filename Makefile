@@ -16,7 +16,7 @@ RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history merge report clean
+.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history merge ee-image ee-smoke report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -105,6 +105,12 @@ history: venv collection ## The runs of artifacts/history.sqlite with their verd
 
 merge: venv collection ## Judge the runs of a test's slices (AWX job slicing) as one run: RUNS="artifacts/<id> artifacts/<id>"
 	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.merge $(RUNS)
+
+ee-image: venv collection lab-images ## Build an EE-style image with podman, without a registry (tools/ee.py)
+	$(BIN)/python tools/ee.py image
+
+ee-smoke: venv collection lab-images ## The smoke profile inside that image via ansible-runner, as AWX runs a job, against 2 lab hosts (root, podman)
+	$(BIN)/python tools/ee.py smoke
 
 report: venv collection ## Write RUN's report.html again from its folder (default artifacts/latest)
 	PYTHONPATH=$(CURDIR)/build/collections $(BIN)/python -m ansible_collections.qts.observer.plugins.plugin_utils.html_report $(RUN)

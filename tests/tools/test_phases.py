@@ -167,7 +167,13 @@ def test_every_job_of_make_test_has_work_to_do():
     jobs = tomllib.loads((ROOT / "tests" / "jobs.toml").read_text())["job"]
     # Sanity once per tested ansible-core, each its own job.
     sanity = {"sanity-%s" % core.version for core in cores.load()}
-    expected = {"images", "lint", "unit", "process", "e2e", "lab", "molecule", *sanity}
+    # Molecule once per scenario, each its own job.
+    scenarios = {
+        "molecule-%s" % scenario.parent.name
+        for scenario in (ROOT / "extensions" / "molecule").glob("*/molecule.yml")
+    }
+    assert len(scenarios) >= 2, scenarios
+    expected = {"images", "lint", "unit", "process", "e2e", "lab", *scenarios, *sanity}
     assert {j["name"] for j in jobs} >= expected
     for entry in jobs:
         argv = entry["command"]
