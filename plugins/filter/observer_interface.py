@@ -119,6 +119,24 @@ def resolve(overrides: dict) -> dict:
     for key, value in overrides.items():
         if key in REFERENCE and _check_type(key, value, errors):
             interface[key] = value
+    paths = _paths(interface, errors)
+    for key in ("run_id", "snapshot"):
+        if not interface[key]:
+            errors.append("stress_observer_interface.%s is needed: records are matched by it" % key)
+    for key in REGEX_KEYS:
+        _check_regex(key, interface[key], errors)
+    if interface["embeds_verbatim"] and paths["snapshot"] and len(paths["snapshot"]) != 1:
+        errors.append(
+            "stress_observer_interface.embeds_verbatim needs the snapshot as a top-level field "
+            "(the record's last), got %r" % interface["snapshot"]
+        )
+    interface["decision_fields"] = [name.lower() for name in interface["decision_fields"]]
+    interface["paths"] = paths
+    return {"interface": interface, "errors": errors}
+
+
+def _paths(interface: dict, errors: list[str]) -> dict:
+    """Each field path key's parsed path (None when not given or not valid)."""
     paths = {}
     for key in PATH_KEYS:
         expression = interface[key]
@@ -132,35 +150,26 @@ def resolve(overrides: dict) -> dict:
             except ValueError as exc:
                 errors.append("stress_observer_interface.%s %r: %s" % (key, expression, exc))
                 paths[key] = None
-    for key in ("run_id", "snapshot"):
-        if not interface[key]:
-            errors.append("stress_observer_interface.%s is needed: records are matched by it" % key)
-    for key in REGEX_KEYS:
-        if not interface[key]:
-            if key in ("record_files", "log_stamp"):
-                errors.append("stress_observer_interface.%s is needed" % key)
-            continue
-        try:
-            pattern = re.compile(interface[key])
-        except re.error as exc:
-            errors.append(
-                "stress_observer_interface.%s is not a regular expression: %s" % (key, exc)
-            )
-            continue
-        missing = [g for g in REGEX_GROUPS.get(key, ()) if g not in pattern.groupindex]
-        if missing:
-            errors.append(
-                "stress_observer_interface.%s needs the named group(s) %s, e.g. (?P<%s>...)"
-                % (key, ", ".join(missing), missing[0])
-            )
-    if interface["embeds_verbatim"] and paths["snapshot"] and len(paths["snapshot"]) != 1:
+    return paths
+
+
+def _check_regex(key: str, expression: str, errors: list[str]) -> None:
+    """A regular expression key: given where needed, valid, with its named groups."""
+    if not expression:
+        if key in ("record_files", "log_stamp"):
+            errors.append("stress_observer_interface.%s is needed" % key)
+        return
+    try:
+        pattern = re.compile(expression)
+    except re.error as exc:
+        errors.append("stress_observer_interface.%s is not a regular expression: %s" % (key, exc))
+        return
+    missing = [g for g in REGEX_GROUPS.get(key, ()) if g not in pattern.groupindex]
+    if missing:
         errors.append(
-            "stress_observer_interface.embeds_verbatim needs the snapshot as a top-level field "
-            "(the record's last), got %r" % interface["snapshot"]
+            "stress_observer_interface.%s needs the named group(s) %s, e.g. (?P<%s>...)"
+            % (key, ", ".join(missing), missing[0])
         )
-    interface["decision_fields"] = [name.lower() for name in interface["decision_fields"]]
-    interface["paths"] = paths
-    return {"interface": interface, "errors": errors}
 
 
 def observer_interface(overrides: Any) -> dict:

@@ -451,6 +451,33 @@ def terminate(params: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
+def choose_action(wanted: str, running: bool, spec_changed: bool) -> str:
+    """What reaching the wanted state takes: stop, start, restart or none."""
+    if wanted == "stopped":
+        return "stop" if running else "none"
+    if wanted == "restarted":
+        return "restart" if running else "start"
+    if running:
+        return "restart" if spec_changed else "none"
+    return "start"
+
+
+def stop(module: AnsibleModule, status: dict, result: dict[str, Any]) -> None:
+    """Stop the running service into result; an unclean stop fails or warns, as asked."""
+    params = module.params
+    stopped = terminate(params, status)
+    result.update(stopped, supervisor_pid=None, pid=None)
+    if stopped["stopped_cleanly"]:
+        return
+    message = (
+        f"{params['name']} did not stop cleanly within {params['stop_timeout_s']:g} s: "
+        f"{describe_exit(stopped.get('last_exit'))}"
+    )
+    if params["on_unclean_stop"] == "fail":
+        module.fail_json(msg=message, log_tail=tail(params["log_file"] or ""), **result)
+    module.warn(message)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -504,15 +531,7 @@ def main() -> None:
     running_digest = status["state"].get("spec_digest") if status["running"] else None
     spec_changed = spec is not None and running_digest != spec_digest(spec)
 
-    if wanted == "stopped":
-        action = "stop" if status["running"] else "none"
-    elif wanted == "restarted":
-        action = "restart" if status["running"] else "start"
-    elif status["running"]:
-        action = "restart" if spec_changed else "none"
-    else:
-        action = "start"
-
+    action = choose_action(wanted, status["running"], spec_changed)
     result: dict[str, Any] = {
         "changed": action != "none",
         "action": action,
@@ -534,16 +553,7 @@ def main() -> None:
 
     try:
         if action in ("stop", "restart"):
-            stopped = terminate(params, status)
-            result.update(stopped, supervisor_pid=None, pid=None)
-            if not stopped["stopped_cleanly"]:
-                message = (
-                    f"{params['name']} did not stop cleanly within {params['stop_timeout_s']:g} s: "
-                    f"{describe_exit(stopped.get('last_exit'))}"
-                )
-                if params["on_unclean_stop"] == "fail":
-                    module.fail_json(msg=message, log_tail=tail(params["log_file"] or ""), **result)
-                module.warn(message)
+            stop(module, status, result)
         if action in ("start", "restart"):
             if spec is None:  # a start always has a spec: built above for every state but stopped
                 raise AssertionError("no service spec to start %s" % params["name"])

@@ -33,6 +33,7 @@ import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import unquote
 
@@ -172,6 +173,59 @@ def _type_condition(type_name: str, var: str) -> str:
             f" or (isinstance({var}, float) and {var}.is_integer()))"
         )
     raise AssertionError(type_name)  # pragma: no cover - guarded by the caller
+
+
+# The name the generated code gives an absent optional property (bound by the factory).
+_MISSING = "_MISSING"
+
+
+def _object_keywords(schema: dict, pointer: str) -> tuple[dict, list, bool]:
+    """properties, required and additionalProperties, refused unless supported."""
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict) or not all(isinstance(k, str) for k in properties):
+        raise SchemaCompileError("properties must be an object", pointer, "properties")
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise SchemaCompileError("required must be an array of strings", pointer, "required")
+    additional = schema.get("additionalProperties", True)
+    if additional is not True and additional is not False:
+        raise SchemaCompileError(
+            "additionalProperties: only true or false are supported",
+            f"{pointer}/additionalProperties",
+            "additionalProperties",
+        )
+    return properties, required, additional
+
+
+@dataclass(frozen=True)
+class _ObjectShape:
+    """What the object checks of one schema emit from: which properties are fetched (the
+    required ones it defines), read if present (the optional ones), or only required."""
+
+    required: list[str]
+    required_set: set[str]
+    additional: bool
+    fetched: list[str]
+    optional: list[str]
+    required_only: list[str]
+    names: dict[str, str]  # property -> its variable in the generated code
+    allowed: str  # the constant holding the defined property names
+
+    @classmethod
+    def of(
+        cls, properties: dict, required: list[str], additional: bool, compiler: Any
+    ) -> _ObjectShape:
+        required_set = set(required)
+        return cls(
+            required=required,
+            required_set=required_set,
+            additional=additional,
+            fetched=[name for name in properties if name in required_set],
+            optional=[name for name in properties if name not in required_set],
+            required_only=[name for name in dict.fromkeys(required) if name not in properties],
+            names={name: compiler.new_var() for name in properties},
+            allowed=compiler.const("p", frozenset(properties)),
+        )
 
 
 class _Generator:
@@ -434,19 +488,7 @@ class _Generator:
     ) -> None:
         if not any(k in schema for k in _OBJECT_KEYWORDS):
             return
-        properties = schema.get("properties", {})
-        if not isinstance(properties, dict) or not all(isinstance(k, str) for k in properties):
-            raise SchemaCompileError("properties must be an object", pointer, "properties")
-        required = schema.get("required", [])
-        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-            raise SchemaCompileError("required must be an array of strings", pointer, "required")
-        additional = schema.get("additionalProperties", True)
-        if additional is not True and additional is not False:
-            raise SchemaCompileError(
-                "additionalProperties: only true or false are supported",
-                f"{pointer}/additionalProperties",
-                "additionalProperties",
-            )
+        properties, required, additional = _object_keywords(schema, pointer)
         if known is not None and "object" not in known:
             # Never applies, but still reject unsupported keywords underneath.
             for name, sub in properties.items():
@@ -457,67 +499,68 @@ class _Generator:
         if not exclusive:
             self.emit(indent, f"if isinstance({var}, dict):")
             indent += 1
-
-        required_set = set(required)
-        fetched = [name for name in properties if name in required_set]
-        optional = [name for name in properties if name not in required_set]
-        required_only = [name for name in dict.fromkeys(required) if name not in properties]
-        names = {name: self.new_var() for name in properties}
-        missing = "_MISSING"
-        allowed = self.const("p", frozenset(properties))
-
-        # Fast path: exact dict, C-level checks.
-        self.emit(indent, f"if type({var}) is dict:")
-        fast = indent + 1
-        if additional is False:
-            if required_set == set(properties):
-                self.emit(fast, f"if len({var}) != {len(properties)}:")
-            else:
-                self.emit(fast, f"if not ({var}.keys() <= {allowed}):")
-            self.emit(fast + 1, "return False")
-        for name in required_only:
-            self.emit(fast, f"if {name!r} not in {var}:")
-            self.emit(fast + 1, "return False")
-        if fetched:
-            self.emit(fast, "try:")
-            for name in fetched:
-                self.emit(fast + 1, f"{names[name]} = {var}[{name!r}]")
-            self.emit(fast, "except KeyError:")
-            self.emit(fast + 1, "return False")
-        for name in optional:
-            self.emit(fast, f"{names[name]} = {var}.get({name!r}, {missing})")
-        if not (additional is False or required_only or fetched or optional):
-            self.emit(fast, "pass")
-
-        # Slow path: dict subclasses, step by step like jsonschema.
-        self.emit(indent, f"elif isinstance({var}, dict):")
-        slow = indent + 1
-        if additional is False:
-            self.emit(slow, f"for _k in {var}:")
-            self.emit(slow + 1, f"if _k not in {allowed}:")
-            self.emit(slow + 2, "return False")
-        for name in dict.fromkeys(required):
-            self.emit(slow, f"if {name!r} not in {var}:")
-            self.emit(slow + 1, "return False")
-        for name in fetched:
-            self.emit(slow, f"{names[name]} = {var}[{name!r}]")
-        for name in optional:
-            self.emit(slow, f"{names[name]} = {var}[{name!r}] if {name!r} in {var} else {missing}")
-        self.emit(slow, "pass")
+        shape = _ObjectShape.of(properties, required, additional, self)
+        self._object_fast_path(shape, var, indent)
+        self._object_slow_path(shape, var, indent)
         if exclusive:
             self.emit(indent, "else:")
             self.emit(indent + 1, "return False")
 
         for name, sub in properties.items():
             sub_pointer = f"{pointer}/properties/{_escape_pointer_token(name)}"
-            if name in required_set:
-                self.node(sub, names[name], sub_pointer, indent, refs)
+            if name in shape.required_set:
+                self.node(sub, shape.names[name], sub_pointer, indent, refs)
             else:
                 start = len(self.lines)
-                self.emit(indent, f"if {names[name]} is not {missing}:")
-                self.node(sub, names[name], sub_pointer, indent + 1, refs)
+                self.emit(indent, f"if {shape.names[name]} is not {_MISSING}:")
+                self.node(sub, shape.names[name], sub_pointer, indent + 1, refs)
                 if len(self.lines) == start + 1:
                     del self.lines[start:]  # nothing to check underneath
+
+    def _object_fast_path(self, shape: _ObjectShape, var: str, indent: int) -> None:
+        """An exact dict: C-level checks."""
+        self.emit(indent, f"if type({var}) is dict:")
+        fast = indent + 1
+        if shape.additional is False:
+            if shape.required_set == set(shape.names):
+                self.emit(fast, f"if len({var}) != {len(shape.names)}:")
+            else:
+                self.emit(fast, f"if not ({var}.keys() <= {shape.allowed}):")
+            self.emit(fast + 1, "return False")
+        for name in shape.required_only:
+            self.emit(fast, f"if {name!r} not in {var}:")
+            self.emit(fast + 1, "return False")
+        if shape.fetched:
+            self.emit(fast, "try:")
+            for name in shape.fetched:
+                self.emit(fast + 1, f"{shape.names[name]} = {var}[{name!r}]")
+            self.emit(fast, "except KeyError:")
+            self.emit(fast + 1, "return False")
+        for name in shape.optional:
+            self.emit(fast, f"{shape.names[name]} = {var}.get({name!r}, {_MISSING})")
+        if not (
+            shape.additional is False or shape.required_only or shape.fetched or shape.optional
+        ):
+            self.emit(fast, "pass")
+
+    def _object_slow_path(self, shape: _ObjectShape, var: str, indent: int) -> None:
+        """Dict subclasses, step by step like jsonschema."""
+        self.emit(indent, f"elif isinstance({var}, dict):")
+        slow = indent + 1
+        if shape.additional is False:
+            self.emit(slow, f"for _k in {var}:")
+            self.emit(slow + 1, f"if _k not in {shape.allowed}:")
+            self.emit(slow + 2, "return False")
+        for name in dict.fromkeys(shape.required):
+            self.emit(slow, f"if {name!r} not in {var}:")
+            self.emit(slow + 1, "return False")
+        for name in shape.fetched:
+            self.emit(slow, f"{shape.names[name]} = {var}[{name!r}]")
+        for name in shape.optional:
+            self.emit(
+                slow, f"{shape.names[name]} = {var}[{name!r}] if {name!r} in {var} else {_MISSING}"
+            )
+        self.emit(slow, "pass")
 
     def source(self, name: str) -> str:
         """The whole module: a factory binding constants and memo state."""

@@ -367,13 +367,7 @@ class Observer:
         assert source is not None
         self.log.info(f"stopping ({reason}): taking in what is already waiting")
         if drain:
-            while time.monotonic() - started < DRAIN_SECONDS:
-                chunk = source.read()
-                if not chunk:
-                    break
-                self._take(chunk)
-                if self._pending_count >= self.settings.max_buffer_size:
-                    self._dispatch(time.monotonic())
+            self._drain(source, started)
         last, oversized = self.splitter.finish()
         if oversized is not None:
             self._reject_oversized(oversized, time.time())
@@ -389,8 +383,30 @@ class Observer:
             if time.monotonic() - started > DRAIN_SECONDS + 1.0:
                 break
             time.sleep(0.2)
+        status = self._close_outputs(1 if failed else 0)
+        counters = self.counters
+        self.log.info(
+            f"stopped cleanly={status == 0} received={counters.received} "
+            f"processed={counters.processed} rejected={counters.rejected} "
+            f"blank_lines={counters.blank_lines} flushes={counters.flushes} "
+            f"rotations={counters.rotations} in {time.monotonic() - started:.3f} s"
+        )
+        self.log.flush()
+        return status
+
+    def _drain(self, source: InputSource, started: float) -> None:
+        """Take in what is already waiting on the input, for at most DRAIN_SECONDS."""
+        while time.monotonic() - started < DRAIN_SECONDS:
+            chunk = source.read()
+            if not chunk:
+                break
+            self._take(chunk)
+            if self._pending_count >= self.settings.max_buffer_size:
+                self._dispatch(time.monotonic())
+
+    def _close_outputs(self, status: int) -> int:
+        """Close the records and side files; status 1 if any of them could not be written."""
         unwritten = len(self._inflight or b"")
-        status = 1 if failed else 0
         if unwritten:
             self.log.critical(f"shutdown: {unwritten} bytes of records could not be written")
             status = 1
@@ -402,12 +418,4 @@ class Observer:
             if not side.close():
                 self.log.critical(f"shutdown: {side.path.name} could not be written completely")
                 status = 1
-        counters = self.counters
-        self.log.info(
-            f"stopped cleanly={status == 0} received={counters.received} "
-            f"processed={counters.processed} rejected={counters.rejected} "
-            f"blank_lines={counters.blank_lines} flushes={counters.flushes} "
-            f"rotations={counters.rotations} in {time.monotonic() - started:.3f} s"
-        )
-        self.log.flush()
         return status
