@@ -7,7 +7,9 @@ then on all hosts, and takes the lab down. For each run it prints the wall time 
 run and of its levels phase (first level start to last level end), and the CPU seconds spent
 by the controller (ansible-playbook and everything it started: workers, ssh) and by the
 hosts (read from each host's cgroup), for the whole run and for the levels phase. The goal is
-N hosts' levels phase within 1.3x one host's.
+N hosts' levels phase within 1.3x one host's. Then, for each run, where that CPU goes by phase
+(plan, provision: the roles when nothing has changed, levels, collect, report), per host: the
+phases begin where benchmarks/callback_plugins/phase_marks.py marks them.
 
 Lab hosts share this machine's CPU, so every monitor sees the whole machine: the levels run
 with the CPU, memory and recovery limits raised (examples/lab-levels.json's limits).
@@ -112,8 +114,14 @@ class Sampler(threading.Thread):
         return chosen[1], chosen[2]
 
 
-def playbook(log_file: Path, name: str, *args: str) -> tuple[float, int, Sampler, float]:
-    """Runs a playbook on the lab: wall time, exit status, the CPU samples, controller total."""
+PHASES = ("plan", "provision", "levels", "collect", "report")
+
+
+def playbook(
+    log_file: Path, name: str, *args: str, marks: Path | None = None
+) -> tuple[float, int, Sampler, float]:
+    """Runs a playbook on the lab: wall time, exit status, the CPU samples, controller total.
+    Given marks, the phase_marks callback writes there when each phase began."""
     argv = [
         str(ROOT / ".venv" / "bin" / "ansible-playbook"),
         f"playbooks/{name}",
@@ -131,6 +139,10 @@ def playbook(log_file: Path, name: str, *args: str) -> tuple[float, int, Sampler
             **os.environ,
             "ANSIBLE_CALLBACKS_ENABLED": "qts.observer.stress_report,qts.observer.task_timer",
         }
+        if marks is not None:
+            env["ANSIBLE_CALLBACK_PLUGINS"] = str(ROOT / "benchmarks" / "callback_plugins")
+            env["ANSIBLE_CALLBACKS_ENABLED"] += ",phase_marks"
+            env["QTS_PHASE_MARKS"] = str(marks)
         proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
@@ -145,6 +157,47 @@ def playbook(log_file: Path, name: str, *args: str) -> tuple[float, int, Sampler
         after.children_system - before.children_system
     )
     return time.monotonic() - started, status, sampler, controller
+
+
+def by_phase(sampler: Sampler, marks: Path, hosts: int) -> dict[str, dict[str, float]]:
+    """Wall, controller and hosts' CPU of each phase (summed where a phase comes back), and
+    per host: between the sample before a phase's mark and the one before the next's."""
+    marked = json.loads(marks.read_text()) if marks.is_file() else []
+    end = sampler.samples[-1][0]
+    spans: dict[str, dict[str, float]] = {}
+    for index, (phase, began) in enumerate(marked):
+        ended = marked[index + 1][1] if index + 1 < len(marked) else end
+        (c0, h0), (c1, h1) = sampler.at(began), sampler.at(ended)
+        span = spans.setdefault(phase, {"wall": 0.0, "controller": 0.0, "hosts": 0.0})
+        span["wall"] += ended - began
+        span["controller"] += c1 - c0
+        span["hosts"] += sum(h1.values()) - sum(h0.values())
+    for span in spans.values():
+        span["controller_per_host"] = span["controller"] / hosts
+        span["hosts_per_host"] = span["hosts"] / hosts
+    return spans
+
+
+PHASE_COLUMNS = ("wall", "controller", "controller_per_host", "hosts", "hosts_per_host")
+
+
+def phase_line(name: str, span: dict[str, float]) -> str:
+    return (
+        f"{name:<10} {span['wall']:>6.1f}s {span['controller']:>10.1f}s "
+        f"{span['controller_per_host']:>8.2f}s {span['hosts']:>7.1f}s {span['hosts_per_host']:>8.2f}s"
+    )
+
+
+def print_phases(label: str, spans: dict[str, dict[str, float]]) -> None:
+    print(f"\n{label}, by phase (CPU seconds; per host: over the hosts that ran)")
+    print(
+        f"{'phase':<10} {'wall':>7} {'controller':>11} {'per host':>9} {'hosts':>8} {'per host':>9}"
+    )
+    order = [p for p in PHASES if p in spans] + [p for p in spans if p not in PHASES]
+    for phase in order:
+        print(phase_line(phase, spans[phase]))
+    total = {key: sum(spans[p][key] for p in order) for key in PHASE_COLUMNS}
+    print(phase_line("total", total))
 
 
 def levels_span(artifacts: Path) -> tuple[float, float, str]:
@@ -188,9 +241,11 @@ def main() -> int:
             (("1 host", ["--limit", "observer-01,localhost"]), (f"{args.hosts} hosts", []))
         ):
             artifacts = work / f"run{index}"
+            marks = work / f"phases{index}.json"
             wall, status, sampler, controller = playbook(
                 log_file, "stress.yml", "-e", "stress_profile=smoke", "-e", f"@{variables}",
                 "-e", f"stress_artifacts_dir={artifacts}", f"--forks={max(10, args.hosts)}", *extra,
+                marks=marks,
             )  # fmt: skip
             first, last, verdict = levels_span(artifacts)
             (c0, h0), (c1, h1) = sampler.at(first), sampler.at(last)
@@ -210,6 +265,7 @@ def main() -> int:
                     "controller_per_host": controller / max(len(ran), 1),
                     "verdict": verdict,
                     "status": status,
+                    "phases": by_phase(sampler, marks, max(len(ran), 1)),
                 }
             )
             print(
@@ -226,6 +282,8 @@ def main() -> int:
             f"{r['label']:<9} {r['wall']:>6.1f}s {r['levels']:>6.1f}s  {r['controller']:>14.1f}s {r['controller_levels']:>9.1f}s"
             f"  {r['hosts']:>9.1f}s {r['hosts_levels']:>9.1f}s  {r['controller_per_host']:>8.1f}s {r['verdict']:>7}"
         )
+    for r in rows:
+        print_phases(r["label"], r["phases"])
     one, many = rows
     print(
         f"\n{args.hosts} hosts / 1 host: levels phase {many['levels'] / one['levels']:.2f}x "

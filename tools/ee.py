@@ -42,8 +42,8 @@ BASE_RECIPE = BASE_ROOTFS.parent / "recipe.json"
 IMAGE = "localhost/qts-observer-ee"
 # The lab of the smoke: its own name and addresses, clear of the test suite's labs.
 LAB_NAME = "ee-smoke"
-LAB_ADDR = "127.0.0.246"
-LAB_PORT = "2246"
+LAB_ADDR = "127.0.0.252"
+LAB_PORT = "2252"
 LAB_HOSTS = "2"
 LAB_INIT = "systemd,sshd"
 RUN_TIMEOUT_S = 1800  # catches a hang only: the run takes 2 to 4 minutes
@@ -231,7 +231,7 @@ def smoke(name: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("what", choices=["image", "smoke"])
     args = parser.parse_args()
     try:

@@ -28,7 +28,15 @@ from stressrun import (
     levels_args,
 )
 
-LAB = Lab(name="pytest-stress", base_addr="127.0.0.241", port=2241)
+# A lab of its own for each test, so that make test runs them side by side (two jobs).
+LABS = {
+    "test_any_errors_fatal_stops_every_host_at_the_first_failure": Lab(
+        name="pytest-stress", base_addr="127.0.0.241", port=2241
+    ),
+    "test_a_bad_day_each_fault_fails_its_own_host_only": Lab(
+        name="pytest-stress-day", base_addr="127.0.0.244", port=2244
+    ),
+}
 HOSTS = ["observer-01", "observer-02", "observer-03"]
 VICTIM = "observer-02"
 # Runs an Observer that dies on SIGTERM without draining, in the bad-day run.
@@ -45,33 +53,38 @@ if not is_root():
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[dict[str, str]]:
-    """Three lab hosts for the module (the first run provisions them); always torn down."""
-    LAB.run("down")
+@pytest.fixture
+def lab(request) -> Iterator[Lab]:
+    """The test's three lab hosts (its run provisions them); always torn down."""
+    test_lab = LABS[request.node.name]
+    test_lab.run("down")
     try:
-        LAB.run("up", "--hosts", str(len(HOSTS)))
-        addrs = {host["name"]: host["addr"] for host in LAB.state()["hosts"]}
-        assert sorted(addrs) == HOSTS
-        yield addrs
+        test_lab.run("up", "--hosts", str(len(HOSTS)))
+        assert sorted(host["name"] for host in test_lab.state()["hosts"]) == HOSTS
+        yield test_lab
     finally:
-        LAB.run("down")
-        assert not LAB.processes()
+        test_lab.run("down")
+        assert not test_lab.processes()
 
 
-def kill_observer_mid_level_2(run: SmokeRun, addr: str) -> float:
+def address(lab: Lab, host: str) -> str:
+    return next(h["addr"] for h in lab.state()["hosts"] if h["name"] == host)
+
+
+def kill_observer_mid_level_2(run: SmokeRun, lab: Lab) -> float:
     """SIGKILL the host's Observer once level 2 is sending there; the time of the kill."""
     run.wait_for(rf"\[progress\] {VICTIM} L2 .* sent [1-9][0-9]*/")
     killed_at = time.time()
-    LAB.ssh(addr, KILL_OBSERVER)
+    lab.ssh(address(lab, VICTIM), KILL_OBSERVER)
     return killed_at
 
 
-def wait_for_restart(addr: str, killed_at: float, timeout_s: float = 30.0) -> float:
+def wait_for_restart(lab: Lab, killed_at: float, timeout_s: float = 30.0) -> float:
     """Seconds from the kill until systemd counts one automatic restart of the Observer."""
     deadline = time.monotonic() + timeout_s
+    addr = address(lab, VICTIM)
     while True:
-        restarts = LAB.ssh(addr, "systemctl show --property=NRestarts --value qts-observer")
+        restarts = lab.ssh(addr, "systemctl show --property=NRestarts --value qts-observer")
         if int(restarts.stdout) == 1:
             return time.time() - killed_at
         assert time.monotonic() < deadline, f"no restart within {timeout_s} s"
@@ -98,9 +111,9 @@ def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
     artifacts = tmp_path / "artifacts"
     levels = [lenient_level(20, 5), lenient_level(20, 12), lenient_level(20, 5)]
     run = SmokeRun(
-        LAB.inventory, artifacts, "-e", "stress_any_errors_fatal=true", *levels_args(levels)
+        lab.inventory, artifacts, "-e", "stress_any_errors_fatal=true", *levels_args(levels)
     )
-    kill_observer_mid_level_2(run, lab[VICTIM])
+    kill_observer_mid_level_2(run, lab)
     assert run.wait() != 0, run.text[-4000:]
 
     report, _unused, run_dir = latest_report(artifacts)
@@ -123,10 +136,9 @@ def test_any_errors_fatal_stops_every_host_at_the_first_failure(lab, tmp_path):
 def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
     """One fleet run, several faults at once, each judged on its own host: observer-02's
     Observer is SIGKILLed mid-level (systemd restarts it), observer-03 runs an Observer that
-    dies on SIGTERM without draining, observer-09 is down. observer-01 is healthy and passes.
-    Last in the module: it leaves that Observer on observer-03."""
+    dies on SIGTERM without draining, observer-09 is down. observer-01 is healthy and passes."""
     with socket.socket() as probe:
-        assert probe.connect_ex((DOWN_ADDR, LAB.port)) != 0, f"{DOWN_ADDR} must not answer"
+        assert probe.connect_ex((DOWN_ADDR, lab.port)) != 0, f"{DOWN_ADDR} must not answer"
     dying = tmp_path / "sigterm-dies"
     subprocess.run(
         [sys.executable, str(ROOT / "tests" / "support" / "sigterm_dies.py"),
@@ -134,7 +146,7 @@ def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
         check=True,
     )  # fmt: skip
     inventory = tmp_path / "inventory"
-    shutil.copytree(LAB.inventory, inventory)
+    shutil.copytree(lab.inventory, inventory)
     (inventory / "host_vars").mkdir()
     (inventory / "host_vars" / f"{DYING}.yml").write_text(f"observer_source_dir: {dying}\n")
     (inventory / "down.yml").write_text(
@@ -152,9 +164,9 @@ def test_a_bad_day_each_fault_fails_its_own_host_only(lab, tmp_path):
         "stress_start_delay_s=60",
         *levels_args([lenient_level(20, 5), lenient_level(20, 15)]),
     )
-    killed_at = kill_observer_mid_level_2(run, lab[VICTIM])
+    killed_at = kill_observer_mid_level_2(run, lab)
     # systemd restarts it, seen live (the stop at the end of the run resets the counter).
-    restarted_after = wait_for_restart(lab[VICTIM], killed_at)
+    restarted_after = wait_for_restart(lab, killed_at)
     assert run.wait() != 0, run.text[-4000:]
 
     report, junit, run_dir = latest_report(artifacts)
