@@ -43,10 +43,14 @@ _STRESS_FILE_PHASE = {
 _ROLE_FILE = re.compile(r"/roles/(?P<role>[^/]+)/(?:tasks|handlers|meta)/(?P<file>[^/]+)\.ya?ml:")
 
 
+# Role files that other phases use: the stress role stops the Observer with its stop.yml.
+_SHARED_FILES = {("observer", "stop")}
+
+
 def phase_of(path: str) -> str | None:
     """The phase of a task defined at path (file:line), or None when it has none of its own."""
     found = _ROLE_FILE.search(path or "")
-    if found is None:
+    if found is None or (found["role"], found["file"]) in _SHARED_FILES:
         return None
     if found["role"] == "stress":
         return _STRESS_FILE_PHASE.get(found["file"])
@@ -54,14 +58,13 @@ def phase_of(path: str) -> str | None:
 
 
 class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "phase_marks"
     CALLBACK_NEEDS_ENABLED = True
+    CALLBACK_TYPE = "aggregate"
 
     def __init__(self) -> None:
+        self._marks: list[list] = []  # [phase, epoch seconds], as each phase begins
         super().__init__()
-        self._marks: list[list] = []
 
     def _mark(self, task) -> None:
         phase = phase_of(task.get_path())

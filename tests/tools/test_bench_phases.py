@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 # The files whose tasks run in the phase of whatever includes them.
-INHERIT = {("stress", "failed")}
+INHERIT = {("stress", "failed"), ("observer", "stop")}
 
 
 def _phase_marks():
@@ -44,7 +44,8 @@ def test_a_run_s_story_maps_to_its_phases_in_order():
         "roles/monitor/handlers/main.yml:2",
         "roles/stress/tasks/level.yml:12",
         "roles/stress/tasks/finish.yml:7",
+        "roles/observer/tasks/stop.yml:4",  # the stress role stops the Observer: collecting
         "roles/stress/tasks/report.yml:3",
     ]
     phases = [phase_of(f"/any/ansible_collections/qts/observer/{path}") for path in story]
-    assert phases == ["plan", "provision", None, "provision", "levels", "collect", "report"]
+    assert phases == ["plan", "provision", None, "provision", "levels", "collect", None, "report"]
