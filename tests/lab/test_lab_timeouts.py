@@ -5,11 +5,16 @@ Ansible's default allows ("Timeout (12s) waiting for privilege escalation prompt
 `timeout` of 10 s plus 2). Here one lab host is starved the way that run starved it: it gets
 a sliver of a core (a CFS quota on its cgroup, `tools/lab.py limit-cpu`) while a neighbour
 keeps a core busy. The quota is set from the CPU a become costs on this machine, so that it
-takes about STARVED_BECOME_S: past Ansible's default, within the lab's timeout.
+takes about STARVED_BECOME_S: past Ansible's default, within the lab's timeout. On a machine
+where a become costs so little that the smallest quota lets it through in about 13 to 18 s,
+too close to Ansible's 12 s to fail it every time, a busy loop inside the host (at nice 19,
+as a host's background work) joins that quota while Ansible's default is tried: it takes what
+the become leaves each time it waits, so the become waits for the next period more often.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -28,6 +33,8 @@ ANSIBLE_DEFAULT_TIMEOUT_S = 10
 # How long the starved host's become should take: well past Ansible's default (12 s), well
 # within the lab's (SSH_TIMEOUT_S + 2).
 STARVED_BECOME_S = 28.0
+# The smallest share of a core the lab can give a host (a CFS quota of 1 ms a second).
+MIN_PERCENT = 0.1
 # A host that is down must be reported within this, whatever the timeouts.
 DOWN_WITHIN_S = 30.0
 
@@ -77,6 +84,30 @@ def become_cpu_seconds(inventory: Path) -> float:
     return max(costs)
 
 
+def starving(cost: float) -> tuple[float, int]:
+    """The quota (percent of a core) that makes a become costing `cost` CPU-seconds take about
+    STARVED_BECOME_S, and the busy loops (0 or 1) Ansible's default is tried beside."""
+    percent = 100 * cost / STARVED_BECOME_S
+    if percent >= MIN_PERCENT:
+        return percent, 0
+    # The smallest quota alone would let it through in cost / (MIN_PERCENT / 100) seconds.
+    return MIN_PERCENT, 1
+
+
+@contextlib.contextmanager
+def busy_loops_in_host(addr: str, count: int) -> Iterator[None]:
+    """`count` busy loops at nice 19 in the host (in its cgroup, so under its quota); ended
+    afterwards ([r]: the pattern does not match this command's own line)."""
+    loop = "nohup nice -n 19 sh -c 'while :; do :; done' qts-starver </dev/null >/dev/null 2>&1 &"
+    for _unused in range(count):
+        LAB.ssh(addr, f'sudo -n sh -c "{loop}"')
+    try:
+        yield
+    finally:
+        if count:
+            LAB.ssh(addr, "sudo -n pkill -KILL -f 'qts-starve[r]' || true")
+
+
 def end_the_abandoned_become(addr: str) -> None:
     """The sudo and shell of the become Ansible gave up on still wait in the host; end them,
     so that the next become has the starved host's sliver of CPU to itself ([S]: the pattern
@@ -87,22 +118,27 @@ def end_the_abandoned_become(addr: str) -> None:
 def test_a_starved_host_fails_ansibles_default_timeout_and_passes_the_labs(lab):
     addr = LAB.state()["hosts"][0]["addr"]
     cost = become_cpu_seconds(lab)
-    percent = max(0.1, 100 * cost / STARVED_BECOME_S)
+    percent, loops = starving(cost)
     with a_neighbour_keeps_one_core_busy():
+        # Ansible's own default: the host is up, yet reported unreachable. (The loops end
+        # after the quota is lifted, the inner `finally`, at full speed.)
+        with busy_loops_in_host(addr, loops):
+            LAB.run("limit-cpu", "--host", HOST, "--percent", f"{percent:.2f}")
+            try:
+                failed, failed_after = become(
+                    lab, "-e", f"ansible_ssh_timeout={ANSIBLE_DEFAULT_TIMEOUT_S}"
+                )
+            finally:
+                LAB.run("limit-cpu", "--host", HOST, "--percent", "0")
+        end_the_abandoned_become(addr)
+        # The lab's timeout, from its inventory: the host starved by the quota alone still
+        # takes longer than Ansible's default allows (asserted below), and becomes root.
         LAB.run("limit-cpu", "--host", HOST, "--percent", f"{percent:.2f}")
         try:
-            # Ansible's own default: the host is up, yet reported unreachable.
-            failed, failed_after = become(
-                lab, "-e", f"ansible_ssh_timeout={ANSIBLE_DEFAULT_TIMEOUT_S}"
-            )
-            LAB.run("limit-cpu", "--host", HOST, "--percent", "0")
-            end_the_abandoned_become(addr)
-            LAB.run("limit-cpu", "--host", HOST, "--percent", f"{percent:.2f}")
-            # The lab's timeout, from its inventory: the same starved host becomes root.
             passed, passed_after = become(lab)
         finally:
             LAB.run("limit-cpu", "--host", HOST, "--percent", "0")
-    context = f"become cost {cost:.3f} CPU-s, quota {percent:.2f} % of a core"
+    context = f"become cost {cost:.3f} CPU-s, quota {percent:.2f} % of a core, {loops} busy loop(s)"
     print(f"{context}: Ansible's default failed after {failed_after:.1f} s, the lab's passed "
           f"after {passed_after:.1f} s")  # fmt: skip
     assert failed.returncode != 0, f"{context}: {failed.stdout}"
