@@ -58,8 +58,16 @@ def sanity(core: Core, rest: list[str]) -> bool:
         return False
     copy = copy_dir(core)
     copy_checkout(copy)
+    # ansible-test keeps its test environments under ~/.ansible/test/venv, named by Python and
+    # requirements but not by release: two releases at once (make test runs each as a job)
+    # would build the same one together and break it. So each release gets a HOME of its own
+    # (kept between runs), and pip its usual cache, so that nothing is downloaded twice.
+    pip_cache = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
+    home = ROOT / "build" / "sanity-home" / core.version
+    home.mkdir(parents=True, exist_ok=True)
+    own_home = dict(os.environ, HOME=str(home), PIP_CACHE_DIR=pip_cache)
     seed = [str(bin_dir / "python"), str(ROOT / "tools" / "seed_pip_bootstrap.py")]
-    subprocess.run(seed, check=True)
+    subprocess.run(seed, check=True, env=own_home)
     found: dict[str, str] = {}
     for version in core.sanity_pythons:
         folder = interpreter_dir(version)
@@ -80,7 +88,7 @@ def sanity(core: Core, rest: list[str]) -> bool:
     # Python it can use, and fails on it instead of skipping that version.
     rest_path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if "/.pyenv/" not in d]
     path = [str(bin_dir), *dict.fromkeys(found.values()), *rest_path]
-    env = dict(os.environ, PATH=os.pathsep.join(path))
+    env = dict(own_home, PATH=os.pathsep.join(path))
     what = "ansible-test %s sanity on Python %s" % (core.version, ", ".join(found))
     print("== %s" % what, flush=True)
     done = subprocess.run(

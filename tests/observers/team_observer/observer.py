@@ -131,7 +131,11 @@ def main() -> int:
     threading.Thread(target=read, daemon=True).start()
     log.info("team observer started (fault: %s)", FAULT or "none")
     number = 0
-    next_flush = next_stats = time.monotonic()
+    # The first write one interval from now, not at once: under load the first snapshot may
+    # already be waiting when this loop starts, and a write of it alone would break the
+    # "every flush interval, or when the buffer is full" its faults are counted by.
+    next_stats = time.monotonic()
+    next_flush = next_stats + writer.flush_s
     while not stopping.is_set():
         try:
             received, line = lines.get(timeout=0.05)
