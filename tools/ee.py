@@ -125,11 +125,10 @@ def _remove_older(name: str, env: dict[str, str]) -> None:
         subprocess.run(["podman", "rmi", *older], env=env, check=False, capture_output=True)
 
 
-def image() -> str:
+def image(env: dict[str, str]) -> str:
     """Build the image unless one of the same inputs exists; its name."""
     if not BASE_RECIPE.is_file():
         raise EEError(f"no lab image at {BASE_ROOTFS.parent}: run `make lab-images` first")
-    env = _podman_env()
     if shutil.which("podman") is None:
         raise EEError("podman not found: apt-get install podman runc")
     base = f"{IMAGE}-base:{hashlib.sha256(BASE_RECIPE.read_bytes()).hexdigest()[:12]}"
@@ -194,8 +193,7 @@ def _stats(artifacts: Path) -> dict:
     raise EEError(f"the job left no playbook_on_stats event under {artifacts}")
 
 
-def smoke(name: str) -> int:
-    env = _podman_env()
+def smoke(name: str, env: dict[str, str]) -> int:
     lab_dir = ROOT / "lab" / LAB_NAME
     try:
         _lab("up", "--hosts", LAB_HOSTS, "--init", LAB_INIT, "--base-addr", LAB_ADDR,
@@ -235,8 +233,9 @@ def main() -> int:
     parser.add_argument("what", choices=["image", "smoke"])
     args = parser.parse_args()
     try:
-        name = image()
-        return smoke(name) if args.what == "smoke" else 0
+        env = _podman_env()
+        name = image(env)
+        return smoke(name, env) if args.what == "smoke" else 0
     except (EEError, subprocess.TimeoutExpired) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

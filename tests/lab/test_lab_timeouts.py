@@ -26,6 +26,8 @@ import pytest
 from labkit import NEEDS_ROOT, SSH_TIMEOUT_S, Lab, is_root
 from stressrun import ROOT, a_neighbour_keeps_one_core_busy, user_env
 
+from lab import CFS_MIN_QUOTA_US, CFS_PERIOD_US
+
 LAB = Lab(name="pytest-slow", base_addr="127.0.0.216", port=2216)
 HOST = "observer-01"
 ANSIBLE = ROOT / ".venv" / "bin" / "ansible"
@@ -33,8 +35,8 @@ ANSIBLE_DEFAULT_TIMEOUT_S = 10
 # How long the starved host's become should take: well past Ansible's default (12 s), well
 # within the lab's (SSH_TIMEOUT_S + 2).
 STARVED_BECOME_S = 28.0
-# The smallest share of a core the lab can give a host (a CFS quota of 1 ms a second).
-MIN_PERCENT = 0.1
+# The smallest share of a core the lab can give a host (its smallest CFS quota a period).
+MIN_PERCENT = 100 * CFS_MIN_QUOTA_US / CFS_PERIOD_US
 # A host that is down must be reported within this, whatever the timeouts.
 DOWN_WITHIN_S = 30.0
 
