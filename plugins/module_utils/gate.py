@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .profile import RUN_LIMITS
+from .profile import RUN_LIMITS, THRESHOLD_KEYS
 
 PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
 # Monitor samples a sustained figure needs before it means anything.
@@ -173,6 +173,62 @@ def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> 
 def verdict_of(failed: bool, unmeasured: bool) -> str:
     """FAIL beats NOT MEASURED beats PASS."""
     return FAIL if failed else NOT_MEASURED if unmeasured else PASS
+
+
+# The figures a level is judged on, as stress_measure returns them.
+LEVEL_FIGURES = (
+    "rate",
+    "sent",
+    "written",
+    "lost",
+    "duplicated",
+    "modified",
+    "throughput",
+    "latency_ms",
+    "cpu_pct",
+    "memory_pct",
+    "error_rate_pct",
+)
+
+
+class GateInputError(ValueError):
+    """The figures or thresholds handed to the gate are incomplete."""
+
+
+def judged_level(
+    level: int, metrics: dict, thresholds: dict, limits: dict | None
+) -> tuple[dict, str]:
+    """One level judged: its figures with thresholds, breaches, what was not measured and the
+    verdict, and the one line that names them."""
+    missing = [key for key in LEVEL_FIGURES if key not in metrics]
+    if missing:
+        raise GateInputError(
+            "metrics lack %s: pass qts_stress_metrics of qts.observer.stress_measure"
+            % ", ".join(missing)
+        )
+    absent = [key for key in THRESHOLD_KEYS if key not in thresholds]
+    if absent:
+        raise GateInputError("thresholds lack %s" % ", ".join(absent))
+    breaches = judge_level(metrics, thresholds, limits)
+    unmeasured = level_unmeasured(metrics)
+    verdict = verdict_of(bool(breaches), bool(unmeasured))
+    judged = dict(
+        metrics,
+        level=level,
+        thresholds=thresholds,
+        breaches=breaches,
+        not_measured=unmeasured,
+        verdict=verdict,
+    )
+    texts = [b["message"] for b in breaches]
+    texts += ["NOT MEASURED %s: %s" % (u["criterion"], u["reason"]) for u in unmeasured]
+    line = "level %s (%g/s) %s%s" % (
+        level,
+        metrics["rate"],
+        verdict,
+        ": " + "; ".join(texts) if texts else "",
+    )
+    return judged, line
 
 
 def _criterion(name: str, verdict: str | bool, evidence: str, measured=None, limit=None) -> dict:

@@ -1,14 +1,14 @@
 #!/usr/bin/python
 # Copyright: qts.observer contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: cut the host's raw data to the run's time span, ready to fetch."""
+"""Ansible module: cut the host's raw data to the run's time span, packed for one fetch."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: stress_collect
-short_description: Cut the host's raw data to the run's time span into files ready to fetch
+short_description: Cut the host's raw data to the run's time span and pack it for one fetch
 version_added: "0.1.0"
 description:
   - Runs on the Observer host at the end of a stress run. Reads the monitor's CSV, the
@@ -16,6 +16,8 @@ description:
     at that moment, and writes the lines of the run's time span (O(since) to O(until)) into
     O(dest). The monitor and the Observer may go on writing; the copies do not change, so a
     fetch of them cannot fail its checksum, and they hold this run only.
+  - Packs the copies and the levels' ledgers (O(ledgers)) into one gzipped tar, O(archive),
+    so that the controller fetches one file per host, not one per file.
   - A missing or unreadable file is reported in C(problems), never fatal.
 author:
   - QTS (@qts)
@@ -50,6 +52,15 @@ options:
     description: Folder receiving the copies (created, mode 0700).
     type: path
     required: true
+  ledgers:
+    description: The levels' ledgers (every line sent), packed as they are.
+    type: list
+    elements: path
+    default: []
+  archive:
+    description: The gzipped tar written with the copies and the ledgers (mode 0600), by their file names.
+    type: path
+    required: true
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
@@ -65,6 +76,9 @@ EXAMPLES = r"""
     rejects_file: /opt/qts_observer/config/observer/rejects.jsonl
     since: 1795796413.0
     dest: /run/qts_observer/stress/20261127T162013Z-ab12/collect
+    ledgers:
+      - /run/qts_observer/stress/20261127T162013Z-ab12/L1.sent.jsonl
+    archive: /run/qts_observer/stress/20261127T162013Z-ab12/collect.tar.gz
   register: __stress_collect
 """
 
@@ -80,6 +94,14 @@ files:
       name: observer.log
       lines: 1804
       bytes: 190012
+archive:
+  description: The archive written, its members (file names, in order) and size.
+  returned: when it could be written
+  type: dict
+  sample:
+    path: /run/qts_observer/stress/r/collect.tar.gz
+    members: [system_monitor.csv, observer.log, L1.sent.jsonl]
+    bytes: 20480
 problems:
   description: Files that could not be collected, and why.
   returned: always
@@ -96,11 +118,12 @@ until:
   type: float
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.qts.observer.plugins.module_utils.artifacts import HOST_FILES
-from ansible_collections.qts.observer.plugins.module_utils.collect import collect
+from ansible_collections.qts.observer.plugins.module_utils.collect import collect, pack
 
 
 def main() -> None:
@@ -113,6 +136,8 @@ def main() -> None:
             "since": {"type": "float", "required": True},
             "until": {"type": "float"},
             "dest": {"type": "path", "required": True},
+            "ledgers": {"type": "list", "elements": "path", "default": []},
+            "archive": {"type": "path", "required": True},
             "interface": {"type": "dict"},
         },
         supports_check_mode=False,
@@ -140,6 +165,19 @@ def main() -> None:
         )
     except OSError as exc:
         module.fail_json(msg="cannot write into %s: %s" % (params["dest"], exc))
+    ledgers = []
+    for ledger in params["ledgers"]:
+        if os.path.isfile(ledger):
+            ledgers.append(ledger)
+        else:
+            result["problems"].append(
+                "%s: %s does not exist on the host" % (os.path.basename(ledger), ledger)
+            )
+    copies = [copy["path"] for copy in result["files"].values()]
+    try:
+        result["archive"] = pack(copies + ledgers, params["archive"])
+    except OSError as exc:
+        result["problems"].append("cannot pack the raw data into %s: %s" % (params["archive"], exc))
     module.exit_json(changed=True, since=params["since"], until=until, **result)
 
 

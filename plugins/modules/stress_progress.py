@@ -8,23 +8,21 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: stress_progress
-short_description: Follow a running stress level, one progress line per poll, and collect its load
+short_description: Read a running stress level's progress, warnings and load job
 version_added: "0.1.0"
 description:
   - On the host, reads the progress file of M(qts.observer.snapshot_load), the Observer's
     C(metrics.jsonl) and the monitor's CSV and returns C(qts_stress_progress) (elapsed,
     sent, written, p99 latency, sustained CPU and memory, early warnings, done). A figure not
     measured yet is null, never 0.
-  - The action plugin of the same name runs this every O(interval_s) until the load is done,
-    prints one C([progress]) line per poll and each warning once (no retried task, so no
-    C(FAILED - RETRYING) lines), then collects the load job O(job_id) and returns its result
-    as C(load).
+  - With O(job_file), also reads the load's async job file and returns C(job); once the job
+    has finished, its result is returned and the file removed (what C(async_status) does
+    in two calls).
+  - M(qts.observer.stress_level) runs this at each poll of a level; it is rarely useful on
+    its own.
 author:
   - QTS (@qts)
 attributes:
-  action:
-    support: full
-    details: The polling loop runs on the controller; each poll runs the module on the host.
   check_mode:
     support: full
     details: Nothing runs in check mode (no level was started).
@@ -76,50 +74,26 @@ options:
       Run-wide limits that set the warning bands (C(warn_cpu_pct), C(max_cpu_pct),
       C(fail_cpu_pct), the same for memory, C(fail_latency_ms)); default the spec's.
     type: dict
-  job_id:
-    description: The async job id of the level's M(qts.observer.snapshot_load) (action only).
-    type: str
-  interval_s:
-    description: Seconds between polls (action only).
-    type: float
-    default: 5.0
-  timeout_s:
-    description: Give up when the load has not ended after this many seconds (action only).
-    type: float
-    default: 3600.0
-  host_label:
-    description: Name printed on the progress lines (action only; default the inventory name).
-    type: str
+  job_file:
+    description:
+      - The async job file of the level's M(qts.observer.snapshot_load) (C(results_file) of
+        the task that started it). Read, and removed once the job has finished.
+    type: path
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
-  - qts.observer.attributes.action
   - qts.observer.observer_interface
 """
 
 EXAMPLES = r"""
-- name: Start level 1 in the background
-  qts.observer.snapshot_load:
-    pipe: /run/qts_observer/input.fifo
-    pidfile: /run/qts_observer/observer.pid
-    rate: 5
-    duration_s: 180
-    ledger: /run/qts_observer/stress/L1.sent.jsonl
-    progress_file: /run/qts_observer/stress/L1.progress.json
-  async: 400
-  poll: 0
-  register: __stress_load_job
-
-- name: Follow level 1
+- name: Read level 1's progress and its load job
   qts.observer.stress_progress:
     progress_file: /run/qts_observer/stress/L1.progress.json
     metrics_file: /opt/qts_observer/config/observer/metrics.jsonl
     monitor_csv: /var/lib/qts_monitor/system_monitor.csv
     since: "{{ __stress_level_start }}"
-    job_id: "{{ __stress_load_job.ansible_job_id }}"
-    interval_s: 5
-    timeout_s: 400
-  register: __stress_follow
+    job_file: "{{ __stress_load_job.results_file }}"
+  register: __stress_poll
 """
 
 RETURN = r"""
@@ -141,19 +115,20 @@ qts_stress_progress:
     warnings: {description: Early warnings and fail signals at this poll., type: list, elements: str, sample: []}
     done: {description: Whether the load has ended., type: bool, sample: true}
     failure: {description: "Why the load ended early, or null.", type: str, sample: null}
-warnings_seen:
-  description: Every warning of the level, once each, with the level and its time (action).
-  returned: success
-  type: list
-  elements: dict
-  sample: [{level: 2, kind: warning, message: "CPU sustained 72.0 % (early warning 70-80 %)", elapsed_s: 55.0}]
-load:
-  description: The load job's result (that of M(qts.observer.snapshot_load)) (action).
-  returned: success
+job:
+  description: The load's async job, when O(job_file) is given.
+  returned: when job_file is given
   type: dict
-  sample: {sent: 900, achieved_rate: 5.0, failure: null}
+  contains:
+    finished: {description: Whether the job has ended (its result is then in C(result))., type: bool, sample: true}
+    result:
+      description: "The job's result (that of M(qts.observer.snapshot_load)), or null while it runs."
+      type: dict
+      sample: {sent: 900, achieved_rate: 5.0, failure: null}
 """
 
+import json
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -175,15 +150,14 @@ def main() -> None:
             "duration_s": {"type": "float"},
             "sustained_window_s": {"type": "float", "default": 10.0},
             "limits": {"type": "dict"},
-            # Read by the action plugin on the controller; accepted and unused here.
-            "job_id": {"type": "str"},
-            "interval_s": {"type": "float", "default": 5.0},
-            "timeout_s": {"type": "float", "default": 3600.0},
-            "host_label": {"type": "str"},
+            "job_file": {"type": "path"},
         },
         supports_check_mode=True,
     )
     params = module.params
+    # The job first: a job that has ended has written its last progress before, so a level
+    # read as not done after its job ended did end without finishing.
+    job = None if params["job_file"] is None else _job(params["job_file"])
     progress = level_progress(
         params["progress_file"],
         params["metrics_file"],
@@ -197,7 +171,35 @@ def main() -> None:
         run_id_prefix=params["run_id_prefix"],
     )
     progress.update(level=params["level"], rate=params["rate"], duration_s=params["duration_s"])
-    module.exit_json(changed=False, qts_stress_progress=progress)
+    if job is None:
+        module.exit_json(changed=False, qts_stress_progress=progress)
+    module.exit_json(changed=False, qts_stress_progress=progress, job=job)
+
+
+def _job(path: str) -> dict:
+    """The async job's state; its result once it has ended (the file is then removed).
+
+    async_wrapper writes {"started": ...} while the job runs and replaces it (rename) with
+    the job's own result when it ends: a result has no "started" key.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return {
+            "finished": True,
+            "result": {"failed": True, "msg": "the load's job file %s is gone" % path},
+        }
+    except ValueError:
+        # Being replaced this instant: still running as far as anyone can tell.
+        return {"finished": False, "result": None}
+    if isinstance(data, dict) and "started" in data:
+        return {"finished": False, "result": None}
+    os.unlink(path)
+    return {
+        "finished": True,
+        "result": data if isinstance(data, dict) else {"failed": True, "msg": str(data)},
+    }
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ from types import MappingProxyType
 
 import pytest
 from ansible_collections.qts.observer.plugins.module_utils.gate import (
+    GateInputError,
     judge_level,
     judge_run,
+    judged_level,
     level_unmeasured,
 )
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
@@ -454,3 +456,25 @@ def test_a_limit_of_100_percent_is_no_limit():
         start_pid=1, end_pid=1, limits=limits,
     )  # fmt: skip
     assert {c["name"]: c["verdict"] for c in criteria}["resources"] == "PASS"
+
+
+def test_a_judged_level_carries_its_figures_verdict_and_one_line_naming_each_breach():
+    figures = with_changes(healthy_figures(5.0, 180), **{"latency_ms.p99": 61.2})
+    level, line = judged_level(3, figures, THRESHOLDS, None)
+    assert level["level"] == 3 and level["thresholds"] == THRESHOLDS
+    assert level["verdict"] == "FAIL" and level["sent"] == 900
+    assert [b["criterion"] for b in level["breaches"]] == ["max_latency_ms"]
+    assert line == "level 3 (5/s) FAIL: " + level["breaches"][0]["message"]
+    assert judged_level(1, healthy_figures(5.0, 180), THRESHOLDS, None)[1] == "level 1 (5/s) PASS"
+
+
+@pytest.mark.parametrize(
+    ("figures", "thresholds", "named"),
+    [
+        ({"rate": 5.0}, THRESHOLDS, "metrics lack sent, written"),
+        (healthy_figures(5.0, 180), {"min_throughput": 4.8}, "thresholds lack max_latency_ms"),
+    ],
+)
+def test_incomplete_gate_input_is_refused_and_named(figures, thresholds, named):
+    with pytest.raises(GateInputError, match=named):
+        judged_level(1, figures, thresholds, None)

@@ -4,13 +4,15 @@ monitor and the Observer go on writing."""
 from __future__ import annotations
 
 import json
+import stat
+import tarfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from ansible_collections.qts.observer.plugins.module_utils.artifacts import HOST_FILES
-from ansible_collections.qts.observer.plugins.module_utils.collect import collect
+from ansible_collections.qts.observer.plugins.module_utils.collect import collect, pack
 from ansible_collections.qts.observer.plugins.module_utils.progress import (
     level_progress,
     warnings_for,
@@ -140,3 +142,23 @@ def test_collect_reports_a_missing_file_without_failing(tmp_path):
     assert result["problems"] == [
         f"observer.log: {tmp_path / 'nope.log'} does not exist on the host"
     ]
+
+
+def test_the_copies_and_ledgers_are_packed_into_one_private_archive_by_name(tmp_path):
+    (tmp_path / "collect").mkdir()
+    log = tmp_path / "collect" / "observer.log"
+    log.write_text("a line\n")
+    ledger = tmp_path / "L1.sent.jsonl"
+    ledger.write_text('{"run_id": "x"}\n' * 3)
+    archive = tmp_path / "collect.tar.gz"
+    packed = pack([str(log), str(ledger)], str(archive))
+    assert packed == {
+        "path": str(archive),
+        "members": ["observer.log", "L1.sent.jsonl"],
+        "bytes": archive.stat().st_size,
+    }
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert not (tmp_path / "collect.tar.gz.partial").exists()
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["observer.log", "L1.sent.jsonl"]
+        assert tar.extractfile("L1.sent.jsonl").read() == ledger.read_bytes()
