@@ -4,7 +4,10 @@ with every tested ansible-core (tests/ansible-core.toml) in turn.
 ansible-test needs the collection under a path ending in ansible_collections/<ns>/<name> (a
 real copy: it refuses a symlink) and downloads a pip bootstrap from a host this machine
 cannot reach. So, for each release: copy the checkout's files (tracked and untracked, not
-ignored) into build/sanity/<release>/ansible_collections/qts/observer as a git work tree of
+ignored) that the collection ships (what `ansible-galaxy collection build` leaves out by
+galaxy.yml's build_ignore is left out here too: the checkout's own tests, tools, benchmarks
+and Molecule scenarios, which ruff and pytest check; tests/sanity stays, for its ignore
+files, and .gitignore) into build/sanity/<release>/ansible_collections/qts/observer as a git work tree of
 its own (ansible-test then skips what .gitignore skips, its own tests/output included),
 pre-seed the bootstrap (tools/seed_pip_bootstrap.py), and run that release's
 `ansible-test sanity --venv` once with every Python of its sanity_pythons on PATH: the
@@ -17,12 +20,14 @@ Usage: python3 tools/sanity.py [--core 2.21 ...] [ansible-test arguments after -
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from cores import ROOT, Core, CoreError, ensure_venv, find, interpreter_dir, load
 
 
@@ -30,12 +35,34 @@ def copy_dir(core: Core) -> Path:
     return ROOT / "build" / "sanity" / core.version / "ansible_collections" / "qts" / "observer"
 
 
+# Kept whatever build_ignore says: ansible-test reads its ignore files from tests/sanity, and
+# .gitignore keeps its own output (tests/output) out of what it checks.
+SANITY_FILES = "tests/sanity/"
+KEPT = frozenset({".gitignore"})
+
+
+def shipped(name: str, build_ignore: list[str]) -> bool:
+    """Whether `ansible-galaxy collection build` puts the file in the tarball: no pattern of
+    build_ignore matches its path or a folder above it (as ansible-galaxy matches them)."""
+    parts = name.split("/")
+    above = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+    return not any(fnmatch.fnmatch(path, pattern) for path in above for pattern in build_ignore)
+
+
 def checkout_files() -> list[str]:
+    """The checkout's files that the collection ships, and its sanity ignore files."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout.decode().split("\0")  # fmt: skip
-    return [name for name in listed if name and (ROOT / name).is_file()]
+    build_ignore = yaml.safe_load((ROOT / "galaxy.yml").read_text()).get("build_ignore") or []
+    return [
+        name
+        for name in listed
+        if name
+        and (ROOT / name).is_file()
+        and (shipped(name, build_ignore) or name.startswith(SANITY_FILES) or name in KEPT)
+    ]
 
 
 def copy_checkout(copy: Path) -> None:
