@@ -162,7 +162,13 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
     assert result["summary"].startswith("limited by the load generator at ")
     last = max(result["curve"], key=lambda point: point["step"])
     assert last["breaches"][0]["criterion"] == "generator"
-    assert last["achieved_rate"] < 0.99 * last["rate"]
+    # Held to 15 % of a core, the generator falls behind its schedule: it ends short of the
+    # offered rate, or, when it caught up in bursts before the step ended, late (p99 over
+    # 100 ms). Either is the evidence of a generator-bound step; which one depends on how the
+    # cap's periods fall on a busy machine.
+    short = last["achieved_rate"] < 0.99 * last["rate"]
+    late = last["lateness_ms"]["p99"] > 100.0
+    assert short or late, last
     assert result["generator_rate"] == last["achieved_rate"]
     # Not an Observer limit: nothing lost, and no Observer criterion named at that step.
     assert all(point["lost"] == 0 for point in result["curve"])
