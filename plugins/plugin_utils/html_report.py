@@ -151,7 +151,12 @@ class Charts:
     def _figure(self, title: str, height: float = 3.2):
         from matplotlib.figure import Figure  # noqa: PLC0415 (optional on the controller)
 
-        figure = Figure(figsize=(10, height), layout="constrained")
+        # Fixed margins, in inches, wide enough for the tick labels and a second axis on the
+        # right: a layout engine measures every label of the chart first, which doubled the
+        # cost of drawing it (about 0.1 CPU-s a chart, six or more a host, every run).
+        figure = Figure(figsize=(10, height))
+        figure.subplots_adjust(left=0.8 / 10, right=1 - 0.75 / 10, bottom=0.55 / height,
+                               top=1 - 0.35 / height)  # fmt: skip
         axes = figure.add_subplot()
         axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3)
