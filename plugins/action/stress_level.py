@@ -23,6 +23,7 @@ from ansible_collections.qts.observer.plugins.module_utils.gate import (
     GateInputError,
     judged_level,
 )
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import passed
 
 display = Display()
 
@@ -164,7 +165,7 @@ class ActionModule(ActionBase):
             level, line = judged_level(args["level"], metrics, args["thresholds"], args["limits"])
         except GateInputError as error:
             raise AnsibleActionFail("level %s: %s" % (args["level"], error)) from error
-        result.update(msg=line, qts_stress_level=level)
+        result.update(msg=line, passed=passed(level["verdict"]), qts_stress_level=level)
         return result
 
     def _start_load(self, args: dict, task_vars: dict) -> dict:

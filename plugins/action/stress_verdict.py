@@ -26,6 +26,7 @@ from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     new_run_id,
     run_tag,
 )
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import passed
 from ansible_collections.qts.observer.plugins.plugin_utils.history import (
     HISTORY_FILE,
     HistoryError,
@@ -116,6 +117,7 @@ class ActionModule(ActionBase):
         result.update(
             changed=written,
             verdict=report["verdict"],
+            passed=passed(report["verdict"]),
             reasons=report["reasons"],
             run_id=report["run_id"],
             hosts={name: entry["verdict"] for name, entry in report["hosts"].items()},

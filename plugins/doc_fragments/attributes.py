@@ -42,3 +42,14 @@ attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
 """
+
+    # A module that only reads what the host holds: the same result in check mode.
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Reads only; the same figures are returned in check mode.
+  diff_mode:
+    support: none
+"""

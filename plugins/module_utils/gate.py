@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .profile import RUN_LIMITS, THRESHOLD_KEYS
+from .verdicts import FAIL, NOT_MEASURED, PASS, combine, verdict_of
 
-PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
 # Monitor samples a sustained figure needs before it means anything.
 MIN_SAMPLES = 2
 
@@ -168,11 +168,6 @@ def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> 
             )
         )
     return breaches
-
-
-def verdict_of(failed: bool, unmeasured: bool) -> str:
-    """FAIL beats NOT MEASURED beats PASS."""
-    return FAIL if failed else NOT_MEASURED if unmeasured else PASS
 
 
 # The figures a level is judged on, as stress_measure returns them.
@@ -564,3 +559,29 @@ def judge_run(
     if capacity is not None:
         criteria.append(_capacity(capacity, min_capacity))
     return criteria
+
+
+def judged_run(levels: list[dict], planned_levels: int | None, **inputs) -> tuple[dict, str]:
+    """A host's whole run judged: its run-wide criteria over its judged levels (``inputs``:
+    those of ``judge_run``), the host's verdict over both, and the one line that names what
+    did not pass."""
+    criteria = judge_run(
+        levels, len(levels) if planned_levels is None else planned_levels, **inputs
+    )
+    verdict = combine([c["verdict"] for c in criteria] + [lv.get("verdict") for lv in levels])
+    reasons = [
+        "level %s (%g/s): %s" % (lv.get("level"), lv.get("rate", 0), lv.get("verdict"))
+        for lv in levels
+        if lv.get("verdict") != PASS
+    ]
+    reasons += [
+        "%s %s: %s" % (c["name"], c["verdict"], c["evidence"])
+        for c in criteria
+        if c["verdict"] != PASS
+    ]
+    host = {
+        "verdict": verdict,
+        "criteria": criteria,
+        "observer": {"pid_start": inputs.get("start_pid"), "pid_end": inputs.get("end_pid")},
+    }
+    return host, "run-wide verdict %s%s" % (verdict, ": " + " | ".join(reasons) if reasons else "")

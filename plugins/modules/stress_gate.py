@@ -22,13 +22,17 @@ description:
   - The task returns the verdict without failing (its result is data, not a wall of text);
     the stress role shows the breaches in a task of its own, and
     M(qts.observer.stress_verdict) fails the run.
-  - Pure computation, so the stress role runs it on the controller (C(delegate_to=localhost)).
+  - Judging is pure computation on what the host recorded, so the action plugin judges on the
+    controller, in the controller's process; nothing runs on the host.
 author:
   - QTS (@qts)
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
+  - qts.observer.attributes.action
 attributes:
+  action:
+    support: full
   check_mode:
     support: full
     details: Pure computation; judges the same way in check mode.
@@ -48,10 +52,10 @@ options:
     description: How many levels the run planned.
     type: int
   baseline:
-    description: Monitor figures before the levels.
+    description: Monitor figures before the levels (C(qts_stress_metrics) of M(qts.observer.stress_window)).
     type: dict
   recovery:
-    description: Monitor figures after the final cooldown.
+    description: Monitor figures after the final cooldown (C(qts_stress_metrics) of M(qts.observer.stress_window)).
     type: dict
   shutdown:
     description: Result of stopping the Observer (C(was_running), C(stopped_cleanly), C(exit_status), C(elapsed_s), C(timeout_s)).
@@ -59,7 +63,7 @@ options:
   after_stop:
     description: >-
       The run's records after the stop (C(qts_stress_after_stop) of
-      M(qts.observer.stress_measure)); records the Observer had taken in and never wrote fail
+      M(qts.observer.stress_reconcile)); records the Observer had taken in and never wrote fail
       C(clean_shutdown).
     type: dict
   start_pid:
@@ -90,7 +94,6 @@ EXAMPLES = r"""
     shutdown: "{{ __stress_shutdown }}"
     start_pid: 4242
     end_pid: 4242
-  delegate_to: localhost
 """
 
 RETURN = r"""
@@ -99,6 +102,11 @@ msg:
   returned: always
   type: str
   sample: "run-wide verdict FAIL: level 1 (5/s): FAIL"
+passed:
+  description: Whether the host's run-wide verdict is C(PASS) (what a task tests, rather than the verdict's word).
+  returned: always
+  type: bool
+  sample: true
 qts_stress_host:
   description: The host's run-wide judgment.
   returned: always
@@ -108,75 +116,3 @@ qts_stress_host:
     criteria: {description: "Each criterion: C(name), C(verdict), C(evidence), C(measured), C(limit).", type: list, elements: dict, sample: []}
     observer: {description: The Observer's PID at the start and at the end., type: dict, sample: {pid_start: 4242, pid_end: 4242}}
 """
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.qts.observer.plugins.module_utils.gate import (
-    FAIL,
-    NOT_MEASURED,
-    judge_run,
-    verdict_of,
-)
-
-
-def _judge_run(module: AnsibleModule) -> None:
-    params = module.params
-    levels = params["levels"] or []
-    criteria = judge_run(
-        levels,
-        len(levels) if params["planned_levels"] is None else params["planned_levels"],
-        baseline=params["baseline"],
-        recovery=params["recovery"],
-        shutdown=params["shutdown"],
-        start_pid=params["start_pid"],
-        end_pid=params["end_pid"],
-        limits=params["limits"],
-        after_stop=params["after_stop"],
-        capacity=params["capacity"],
-        min_capacity=params["min_capacity"],
-    )
-    verdicts = [c["verdict"] for c in criteria] + [lv.get("verdict") for lv in levels]
-    verdict = verdict_of(FAIL in verdicts, NOT_MEASURED in verdicts)
-    reasons = [
-        "level %s (%g/s): %s" % (lv.get("level"), lv.get("rate", 0), lv.get("verdict"))
-        for lv in levels
-        if lv.get("verdict") != "PASS"
-    ]
-    reasons += [
-        "%s %s: %s" % (c["name"], c["verdict"], c["evidence"])
-        for c in criteria
-        if c["verdict"] != "PASS"
-    ]
-    host = {
-        "verdict": verdict,
-        "criteria": criteria,
-        "observer": {"pid_start": params["start_pid"], "pid_end": params["end_pid"]},
-    }
-    module.exit_json(
-        changed=False,
-        msg="run-wide verdict %s%s" % (verdict, ": " + " | ".join(reasons) if reasons else ""),
-        qts_stress_host=host,
-    )
-
-
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "limits": {"type": "dict", "default": {}},
-            "levels": {"type": "list", "elements": "dict", "required": True},
-            "planned_levels": {"type": "int"},
-            "baseline": {"type": "dict"},
-            "recovery": {"type": "dict"},
-            "shutdown": {"type": "dict"},
-            "after_stop": {"type": "dict"},
-            "start_pid": {"type": "int"},
-            "end_pid": {"type": "int"},
-            "capacity": {"type": "dict"},
-            "min_capacity": {"type": "float", "default": 0.0},
-        },
-        supports_check_mode=True,
-    )
-    _judge_run(module)
-
-
-if __name__ == "__main__":
-    main()

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
   - qts.observer.attributes.action
+  - qts.observer.measure.observer_files
   - qts.observer.observer_interface
 attributes:
   action:
@@ -86,14 +87,6 @@ options:
     required: true
   progress_file:
     description: The level's progress file on the host.
-    type: path
-    required: true
-  output_dir:
-    description: The Observer's output directory.
-    type: path
-    required: true
-  log_file:
-    description: The Observer's log file.
     type: path
     required: true
   metrics_file:
@@ -159,6 +152,11 @@ msg:
   returned: always
   type: str
   sample: "level 1 (5/s) FAIL: p99 processing latency 61.200 ms not under 50 ms"
+passed:
+  description: Whether the level's verdict is C(PASS) (what a task tests, rather than the verdict's word).
+  returned: when thresholds are given and the level was measured
+  type: bool
+  sample: true
 qts_stress_level:
   description: >-
     The level's figures (those of M(qts.observer.stress_measure), with the load's send

@@ -1,71 +1,54 @@
 #!/usr/bin/python
 # Copyright: qts.observer contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: measure one stress level (or a quiet window) on the Observer host."""
+"""Ansible module: measure one stress level on the Observer host."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: stress_measure
-short_description: Measure one stress level, or a quiet window, on the Observer host
+short_description: Measure one stress level on the Observer host
 version_added: "0.1.0"
 description:
   - Reads what the Observer host holds and returns figures, without judging them (the
-    M(qts.observer.stress_gate) module judges).
-  - For a level (O(ledger) given) it waits until every run_id of the ledger is written (or
-    O(settle_s) passes), then returns integrity (sent, written, lost, duplicated, modified,
+    M(qts.observer.stress_level) action judges them with the gate).
+  - It waits until every run_id of the level's ledger is written (or O(settle_s) passes),
+    then returns integrity (sent, written, lost, duplicated, modified,
     fields beyond the PatternRecord metadata), throughput, processing and end-to-end latency
     percentiles, buffer depth, flushes, errors and validation rate from the Observer's own
     records, metrics and log, and system and Observer CPU and memory from the monitor's CSV.
-  - Without O(ledger) it only summarises the monitor's CSV over the window (O(start) to
-    O(end), or the last O(last_s) seconds), for the baseline before the levels and the
-    recovery after them.
+  - The baseline and the recovery (the monitor's CSV over a quiet window) are
+    M(qts.observer.stress_window)'s; what the Observer wrote of the whole run after its stop
+    is M(qts.observer.stress_reconcile)'s.
   - Sustained CPU and memory are the highest mean over any rolling O(sustained_window_s).
 author:
   - QTS (@qts)
-attributes:
-  check_mode:
-    support: full
-    details: Reads only; the same figures are returned in check mode.
-  diff_mode:
-    support: none
 options:
   start:
-    description: Epoch seconds where the window starts (the level's first send). Required unless O(last_s) is given.
+    description: Epoch seconds where the level's measured window starts (its first send after the warm-up).
     type: float
+    required: true
   end:
-    description: Epoch seconds where the window ends (the level's end). Required unless O(last_s) is given.
+    description: Epoch seconds where the level ended.
     type: float
-  last_s:
-    description: Measure the last O(last_s) seconds up to now on the host's clock, instead of O(start) and O(end).
-    type: float
-  monitor_csv:
-    description: The system monitor's CSV.
+    required: true
+  ledger:
+    description: Lines sent during the level (from M(qts.observer.snapshot_load)).
     type: path
     required: true
-  sustained_window_s:
-    description: Rolling window that defines a "sustained" CPU or memory figure.
-    type: float
-    default: 10.0
-  ledger:
-    description: Lines sent during the level (from M(qts.observer.snapshot_load)). Omit for a window only.
-    type: path
   rate:
     description: Offered rate of the level, snapshots per second.
     type: float
+    required: true
   duration_s:
     description: Planned duration of the level in seconds.
     type: float
+    required: true
   run_id_prefix:
     description: Prefix of the level's run_ids (C(stress_<run_tag>L<level>_)).
     type: str
-  output_dir:
-    description: The Observer's output directory (records and C(metrics.jsonl)).
-    type: path
-  log_file:
-    description: The Observer's log file.
-    type: path
+    required: true
   settle_s:
     description: How long to wait for the last records to be written after the level.
     type: float
@@ -79,16 +62,12 @@ options:
   failure:
     description: The load step's failure (for example C(process failure), carried into the figures.
     type: str
-  ledgers:
-    description:
-      - After the Observer stopped, every ledger of the run, to count what it wrote of
-        everything sent and what it had taken in and never wrote (returned as
-        C(qts_stress_after_stop)). Needs O(output_dir), O(log_file) and O(run_id_prefix).
-    type: list
-    elements: path
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
+  - qts.observer.attributes.read_only
+  - qts.observer.measure.observer_files
+  - qts.observer.measure.monitor
   - qts.observer.observer_interface
 """
 
@@ -105,11 +84,6 @@ EXAMPLES = r"""
     log_file: /var/log/qts_observer/observer.log
     monitor_csv: /var/log/qts_monitor/monitor.csv
   register: __stress_level_metrics
-
-- name: Baseline over the last minute
-  qts.observer.stress_measure:
-    last_s: 60
-    monitor_csv: /var/log/qts_monitor/monitor.csv
 """
 
 RETURN = r"""
@@ -128,18 +102,6 @@ qts_stress_metrics:
     latency_ms: {"p50": 9.1, "p95": 19.0, "p99": 19.9, "max": 20.4}
     cpu_pct: {"sustained": 12.3, "peak": 20.1}
     memory_pct: {"sustained": 40.2, "peak": 40.5}
-qts_stress_after_stop:
-  description: The run's records after the stop (O(ledgers) given).
-  returned: when O(ledgers) is given
-  type: dict
-  contains:
-    sent: {description: Snapshots sent in the whole run., type: int, sample: 27000}
-    written: {description: "Of them, run_ids found in the records.", type: int, sample: 27000}
-    missing: {description: "Of them, run_ids found in no record.", type: int, sample: 0}
-    held_lost:
-      description: Of the missing, those the Observer logged as dispatched (taken in, held, never written); null when it logs no dispatch line.
-      type: int
-      sample: 0
 """
 
 import os
@@ -147,7 +109,6 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.qts.observer.plugins.module_utils.measure import (
-    after_stop,
     after_warmup,
     integrity,
     latencies,
@@ -220,70 +181,33 @@ def measure_level(params: dict) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "start": {"type": "float"},
-            "end": {"type": "float"},
-            "last_s": {"type": "float"},
+            "start": {"type": "float", "required": True},
+            "end": {"type": "float", "required": True},
             "monitor_csv": {"type": "path", "required": True},
             "sustained_window_s": {"type": "float", "default": 10.0},
-            "ledger": {"type": "path"},
-            "rate": {"type": "float"},
-            "duration_s": {"type": "float"},
-            "run_id_prefix": {"type": "str"},
-            "output_dir": {"type": "path"},
-            "log_file": {"type": "path"},
+            "ledger": {"type": "path", "required": True},
+            "rate": {"type": "float", "required": True},
+            "duration_s": {"type": "float", "required": True},
+            "run_id_prefix": {"type": "str", "required": True},
+            "output_dir": {"type": "path", "required": True},
+            "log_file": {"type": "path", "required": True},
             "settle_s": {"type": "float", "default": 10.0},
             "warmup_s": {"type": "float", "default": 0.0},
             "failure": {"type": "str"},
-            "ledgers": {"type": "list", "elements": "path"},
             "interface": {"type": "dict"},
         },
-        required_by={
-            "ledger": (
-                "rate",
-                "duration_s",
-                "run_id_prefix",
-                "output_dir",
-                "log_file",
-                "start",
-                "end",
-            )
-        },
-        required_one_of=[("start", "last_s", "ledgers")],
-        required_together=[("start", "end")],
-        mutually_exclusive=[("start", "last_s")],
         supports_check_mode=True,
     )
     params = module.params
     params["interface"] = params["interface"] or resolved_reference()
-    if params["ledgers"] is not None:
-        if not (params["output_dir"] and params["log_file"] and params["run_id_prefix"]):
-            module.fail_json(msg="ledgers needs output_dir, log_file and run_id_prefix")
-        try:
-            result = after_stop(
-                params["ledgers"],
-                params["output_dir"],
-                params["log_file"],
-                params["run_id_prefix"].encode(),
-                params["interface"],
-            )
-        except OSError as exc:
-            module.fail_json(msg="cannot read %s: %s" % (exc.filename, exc.strerror))
-        module.exit_json(changed=False, qts_stress_after_stop=result)
-    if params["last_s"] is not None:
-        if params["last_s"] <= 0:
-            module.fail_json(msg="last_s must be greater than 0")
-        params["end"] = time.time()
-        params["start"] = params["end"] - params["last_s"]
     if params["end"] < params["start"]:
         module.fail_json(msg="end (%s) is before start (%s)" % (params["end"], params["start"]))
     if params["sustained_window_s"] <= 0:
         module.fail_json(msg="sustained_window_s must be greater than 0")
-    figures = {}
-    if params["ledger"]:
-        try:
-            figures = measure_level(params)
-        except OSError as exc:
-            module.fail_json(msg="cannot read %s: %s" % (exc.filename, exc.strerror))
+    try:
+        figures = measure_level(params)
+    except OSError as exc:
+        module.fail_json(msg="cannot read %s: %s" % (exc.filename, exc.strerror))
     figures.update(
         monitor_window(
             params["monitor_csv"], params["start"], params["end"], params["sustained_window_s"]

@@ -78,7 +78,7 @@ EXAMPLES = r"""
 - name: Fail the run unless every host passed
   ansible.builtin.fail:
     msg: "{{ __stress_verdict.msg }}"
-  when: __stress_verdict.verdict != 'PASS'
+  when: not __stress_verdict.passed
 """
 
 RETURN = r"""
@@ -87,6 +87,11 @@ verdict:
   returned: always
   type: str
   sample: FAIL
+passed:
+  description: Whether the run's verdict is C(PASS) (what a task tests, rather than the verdict's word).
+  returned: always
+  type: bool
+  sample: false
 reasons:
   description: Why the run is not PASS, one entry per host (or for the run).
   returned: always

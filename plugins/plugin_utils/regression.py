@@ -14,6 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
+    FAIL,
+    NOT_MEASURED,
+    PASS,
+    verdict_of,
+)
 from ansible_collections.qts.observer.plugins.plugin_utils.history import (
     comparable_runs,
     host_run,
@@ -57,15 +63,15 @@ def _check(
     now_samples = [float(v) for v in (current["samples"].get(samples_key) or [])]
     then_samples = [float(v) for v in (baseline["samples"].get(samples_key) or [])]
     if check["current"] is None or check["baseline"] is None:
-        return dict(check, verdict="NOT MEASURED", message="%s not measured in both runs" % metric)
+        return dict(check, verdict=NOT_MEASURED, message="%s not measured in both runs" % metric)
     if min(len(now_samples), len(then_samples)) < MIN_SAMPLES:
-        return dict(check, verdict="NOT MEASURED",
+        return dict(check, verdict=NOT_MEASURED,
                     message="%s: fewer than %d per-second samples (%d now, %d in the baseline)"
                     % (metric, MIN_SAMPLES, len(now_samples), len(then_samples)))  # fmt: skip
     try:
         p_value = _mann_whitney(now_samples, then_samples, worse)
     except ImportError:
-        return dict(check, verdict="NOT MEASURED",
+        return dict(check, verdict=NOT_MEASURED,
                     message="the regression test needs scipy on the controller")  # fmt: skip
     change = check["current"] - check["baseline"]
     worse_by = change if worse == "up" else -change
@@ -75,7 +81,7 @@ def _check(
     )
     check["p_value"] = round(p_value, 6)
     regressed = p_value < ALPHA and ratio >= relative and worse_by >= absolute
-    check["verdict"] = "FAIL" if regressed else "PASS"
+    check["verdict"] = verdict_of(regressed, False)
     check["message"] = "L%d (%g/s) %s: %s -> %s (%s), Mann-Whitney p=%.2g%s" % (
         number, current.get("rate") or 0, metric, _figure(check["baseline"]),
         _figure(check["current"]),
@@ -104,7 +110,7 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dic
 
 
 def summary(checks: list[dict]) -> str:
-    regressions = [c for c in checks if c["verdict"] == "FAIL"]
+    regressions = [c for c in checks if c["verdict"] == FAIL]
     if not checks:
         return "no check"
     return "%d check(s), %d regression(s)%s" % (
@@ -154,15 +160,11 @@ def judge(report: dict, history_path: str, baseline: str, fail_on_regression: bo
         found, why = _baseline_of(history_path, report, host, entry, baseline)
         if found is None:
             entry["regression"] = {"baseline": None, "checks": [], "summary": why}
-            if (
-                fail_on_regression
-                and baseline not in BASELINE_CHOICES
-                and entry["verdict"] == "PASS"
-            ):
+            if fail_on_regression and baseline not in BASELINE_CHOICES and entry["verdict"] == PASS:
                 # A baseline named and not usable: the gate asked for could not be applied.
-                entry["verdict"] = "NOT MEASURED"
+                entry["verdict"] = NOT_MEASURED
                 report["reasons"].append("%s: regression check NOT MEASURED: %s" % (host, why))
-                report["verdict"] = "FAIL"
+                report["verdict"] = FAIL
             continue
         current = {
             "run_id": report["run_id"],
@@ -175,19 +177,19 @@ def judge(report: dict, history_path: str, baseline: str, fail_on_regression: bo
         entry["regression"] = {"baseline": found["run_id"], "checks": checks, "summary": text}
         if not fail_on_regression:
             continue
-        regressions = [c for c in checks if c["verdict"] == "FAIL"]
-        unmeasured = [c for c in checks if c["verdict"] == "NOT MEASURED"]
+        regressions = [c for c in checks if c["verdict"] == FAIL]
+        unmeasured = [c for c in checks if c["verdict"] == NOT_MEASURED]
         if regressions:
-            entry["verdict"] = "FAIL"
+            entry["verdict"] = FAIL
             report["reasons"].append(
                 "%s: regression %s" % (host, ", ".join(c["message"] for c in regressions))
             )
-        elif unmeasured and entry["verdict"] == "PASS":
+        elif unmeasured and entry["verdict"] == PASS:
             # Gated on regressions, a check that could not be made is not a pass.
-            entry["verdict"] = "NOT MEASURED"
+            entry["verdict"] = NOT_MEASURED
             report["reasons"].append(
                 "%s: regression check NOT MEASURED: %s"
                 % (host, ", ".join(c["message"] for c in unmeasured))
             )
         if report["reasons"]:
-            report["verdict"] = "FAIL"
+            report["verdict"] = FAIL

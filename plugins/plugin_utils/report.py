@@ -17,11 +17,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-PASSED = "PASS"
-FAILED = "FAIL"
-NOT_MEASURED = "NOT MEASURED"
-UNREACHABLE = "UNREACHABLE"
-NOT_RUN = "NOT RUN"
+from ansible_collections.qts.observer.plugins.module_utils import verdicts
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
+    NOT_MEASURED,
+    NOT_RUN,
+    UNREACHABLE,
+    combine,
+)
+
+# The report's names for two of the words (junit.py and merge.py read them from here).
+PASSED, FAILED = verdicts.PASS, verdicts.FAIL
 REASON_MAX_CHARS = 160
 
 
@@ -127,14 +132,6 @@ def empty_outcome() -> dict:
     }
 
 
-def _combine(verdicts: list[str]) -> str:
-    if FAILED in verdicts:
-        return FAILED
-    if NOT_MEASURED in verdicts:
-        return NOT_MEASURED
-    return PASSED
-
-
 def host_verdict(outcome: Mapping[str, Any], planned: list[int]) -> tuple[str, str | None]:
     """The host's verdict and, when it is not PASS for a reason beyond its criteria, why."""
     if outcome.get("unreachable"):
@@ -151,7 +148,7 @@ def host_verdict(outcome: Mapping[str, Any], planned: list[int]) -> tuple[str, s
     levels = outcome.get("levels") or []
     reported = {level_number(lv) for lv in levels}
     missing = [n for n in planned if n not in reported]
-    verdict = _combine([str(lv.get("verdict")) for lv in levels] + [str(final.get("verdict"))])
+    verdict = combine([str(lv.get("verdict")) for lv in levels] + [str(final.get("verdict"))])
     if failure or missing:
         return FAILED, failure
     return verdict, None

@@ -86,6 +86,23 @@ class PlaybookRunner:
         data = json.loads(results.read_text()) if results.exists() else {}
         return proc, data
 
+    def each_case(
+        self, module: str, cases: dict[str, dict]
+    ) -> tuple[subprocess.CompletedProcess[str], dict]:
+        """Run a module once per case (name: its arguments), failures included, in one
+        playbook run (a run costs seconds of CPU); each outcome comes back by its case name."""
+        tasks = f"""
+            - name: Run the module for each case
+              {module}: "{{{{ item.value }}}}"
+              loop: "{{{{ cases | dict2items }}}}"
+              register: tried
+              ignore_errors: true
+            - name: Keep each outcome by its case
+              ansible.builtin.set_fact:
+                results: "{{{{ dict(tried.results | map(attribute='item.key') | zip(tried.results)) }}}}"
+        """
+        return self(tasks, {"cases": cases})
+
 
 @pytest.fixture
 def playbook(ansible_env: dict[str, str], tmp_path: Path) -> PlaybookRunner:

@@ -99,32 +99,32 @@ def test_check_mode_tells_what_would_change_and_changes_nothing(playbook, tmp_pa
     assert (root / "gone").is_dir()
 
 
-def test_a_file_in_the_way_is_named_and_nothing_is_changed(playbook, tmp_path: Path) -> None:
+def test_bad_input_is_refused_naming_the_entry_and_nothing_is_changed(
+    playbook, tmp_path: Path
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "data").write_text("keep me\n")
-    variables = {
-        "wanted": [str(root / "first"), str(root / "data" / "inner")],
-        "other_group": OTHER_GROUP,
+    cases = {
+        "file in the way": [str(root / "first"), str(root / "data" / "inner")],
+        "misspelt key": [{"path": "/tmp/x", "mdoe": "0750"}],
+        "no path": [{"owner": "root"}],
+        "relative path": ["var/lib/svc"],
     }
-
-    proc, _ = playbook(TASK, variables)
-    assert proc.returncode != 0
-    assert "%s exists and is not a directory" % (root / "data") in proc.stdout
+    proc, tried = playbook.each_case(
+        "qts.observer.directories",
+        {case: {"directories": wanted} for case, wanted in cases.items()},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set(tried) == set(cases)
+    expected = {
+        "file in the way": "%s exists and is not a directory" % (root / "data"),
+        "misspelt key": "directories[0] (/tmp/x): unknown key(s) mdoe",
+        "no path": "directories[0] must be a path or a dictionary with a path",
+        "relative path": "directories[0] (var/lib/svc): not an absolute path",
+    }
+    for case, message in expected.items():
+        assert tried[case]["failed"] is True, case
+        assert message in tried[case]["msg"], (case, tried[case]["msg"])
     assert not (root / "first").exists()  # refused before the first directory was made
     assert (root / "data").read_text() == "keep me\n"
-
-
-@pytest.mark.parametrize(
-    ("entry", "message"),
-    [
-        ({"path": "/tmp/x", "mdoe": "0750"}, "unknown key(s) mdoe"),
-        ({"owner": "root"}, "must be a path or a dictionary with a path"),
-        ("var/lib/svc", "(var/lib/svc): not an absolute path"),
-    ],
-)
-def test_a_bad_entry_is_refused_by_its_index(playbook, entry: dict | str, message: str) -> None:
-    proc, _ = playbook(TASK, {"wanted": [entry], "other_group": OTHER_GROUP})
-    assert proc.returncode != 0
-    assert "directories[0]" in proc.stdout
-    assert message in proc.stdout

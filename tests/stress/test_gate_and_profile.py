@@ -11,6 +11,7 @@ from ansible_collections.qts.observer.plugins.module_utils.gate import (
     judge_level,
     judge_run,
     judged_level,
+    judged_run,
     level_unmeasured,
 )
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
@@ -24,6 +25,7 @@ from ansible_collections.qts.observer.plugins.module_utils.profile import (
     window_errors,
 )
 from ansible_collections.qts.observer.plugins.module_utils.stats import percentile, sustained
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import combine, passed
 from figures import healthy_figures, with_changes
 
 pytestmark = pytest.mark.unit
@@ -478,3 +480,36 @@ def test_a_judged_level_carries_its_figures_verdict_and_one_line_naming_each_bre
 def test_incomplete_gate_input_is_refused_and_named(figures, thresholds, named):
     with pytest.raises(GateInputError, match=named):
         judged_level(1, figures, thresholds, None)
+
+
+def test_a_judged_run_combines_its_levels_and_criteria_and_names_what_did_not_pass():
+    inputs = {"baseline": BASELINE, "recovery": BASELINE, "shutdown": CLEAN_STOP,
+              "start_pid": 10, "end_pid": 10}  # fmt: skip
+    host, line = judged_run(four_levels(), 4, **inputs)
+    assert host["verdict"] == "PASS" and line == "run-wide verdict PASS"
+    assert host["observer"] == {"pid_start": 10, "pid_end": 10}
+    assert {c["name"] for c in host["criteria"]} == set(run_verdicts(four_levels())[0])
+
+    host, line = judged_run(four_levels(), 4, **dict(inputs, end_pid=11))
+    assert host["verdict"] == "FAIL"
+    assert line.startswith("run-wide verdict FAIL: stability FAIL: ")
+    # A level not measured is never a PASS: the run is NOT MEASURED, and says which level.
+    levels = four_levels()
+    levels[1] = dict(levels[1], verdict="NOT MEASURED")
+    host, line = judged_run(levels, 4, **inputs)
+    assert host["verdict"] == "NOT MEASURED"
+    assert "level 2 (10/s): NOT MEASURED" in line
+
+
+@pytest.mark.parametrize(
+    ("parts", "whole"),
+    [
+        ([], "PASS"),
+        (["PASS", "PASS"], "PASS"),
+        (["PASS", "NOT MEASURED"], "NOT MEASURED"),
+        (["NOT MEASURED", "FAIL", "PASS"], "FAIL"),
+    ],
+)
+def test_fail_beats_not_measured_beats_pass(parts, whole):
+    assert combine(parts) == whole
+    assert passed(combine(parts)) is (whole == "PASS")

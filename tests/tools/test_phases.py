@@ -4,7 +4,6 @@ close the run. Real processes (short sleeps) stand for the jobs."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import re
@@ -186,14 +185,18 @@ def test_every_job_of_make_test_has_work_to_do():
         assert dry.stdout.strip(), entry["name"]
 
 
-def collected(*args: str) -> list[str]:
-    """The node ids pytest collects with these arguments."""
+def collected(selections: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The node ids pytest collects for each selection (its arguments), in one process."""
     listed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, str(ROOT / "tests" / "support" / "collect_many.py"),
+         json.dumps(selections)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
-    return [line for line in listed.stdout.splitlines() if "::" in line]
+    found = json.loads(listed.stdout)
+    for name, result in found.items():
+        assert result["status"] == 0, (name, result["output"])
+    return {name: result["node_ids"] for name, result in found.items()}
 
 
 def test_the_shares_of_each_pytest_group_hold_each_of_its_tests_once():
@@ -206,14 +209,15 @@ def test_the_shares_of_each_pytest_group_hold_each_of_its_tests_once():
                 shlex.split(settings.get("GROUP_ARGS", ""))
             )
     assert set(shares) == {"unit", "process", "e2e", "lab"}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        whole = {group: pool.submit(collected, "-m", group) for group in shares}
-        parts = {
-            group: [pool.submit(collected, "-m", group, *args) for args in args_list]
-            for group, args_list in shares.items()
-        }
-        for group in shares:
-            every = whole[group].result()
-            assert every, group
-            picked = [node for part in parts[group] for node in part.result()]
-            assert sorted(picked) == sorted(every), (group, set(every) ^ set(picked))
+    selections = {group: ["-m", group] for group in shares}
+    for group, args_list in shares.items():
+        for index, args in enumerate(args_list):
+            selections["%s/%d" % (group, index)] = ["-m", group, *args]
+    found = collected(selections)
+    for group, args_list in shares.items():
+        every = found[group]
+        assert every, group
+        picked = [
+            node for index in range(len(args_list)) for node in found["%s/%d" % (group, index)]
+        ]
+        assert sorted(picked) == sorted(every), (group, set(every) ^ set(picked))
