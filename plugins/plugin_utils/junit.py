@@ -17,12 +17,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from .report import (
-    FAILED,
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
+    FAIL,
     NOT_MEASURED,
     NOT_RUN,
-    PASSED,
+    PASS,
     UNREACHABLE,
+)
+
+from .report import (
     dig,
     is_number,
     level_number,
@@ -139,7 +142,7 @@ def _level_cases(level: Mapping[str, Any] | None, why_missing: str) -> list[dict
             case["type"] = "not_measured"
             case["detail"] = case["failure"]
         cases.append(case)
-    if level.get("verdict") not in (PASSED, NOT_MEASURED) and not failing:
+    if level.get("verdict") not in (PASS, NOT_MEASURED) and not failing:
         message = "level verdict %s without a named breach" % level.get("verdict")
         cases.append({"name": "verdict", "failure": message, "type": "verdict", "detail": message})
     return cases
@@ -165,7 +168,7 @@ def _run_cases(entry: Mapping[str, Any], run_time: float) -> list[dict]:
             case["failure"] = "NOT MEASURED: %s" % criterion.get("evidence")
             case["type"] = "not_measured"
             case["detail"] = case["failure"]
-        elif criterion.get("verdict") != PASSED:
+        elif criterion.get("verdict") != PASS:
             case["failure"] = with_figures(
                 str(criterion.get("evidence") or criterion.get("name")),
                 criterion.get("measured"),
@@ -174,7 +177,7 @@ def _run_cases(entry: Mapping[str, Any], run_time: float) -> list[dict]:
             case["type"] = case["name"]
             case["detail"] = json.dumps(criterion, default=str)
         cases.append(case)
-    if entry.get("message") and entry["verdict"] != PASSED:
+    if entry.get("message") and entry["verdict"] != PASS:
         # Failed outside its criteria (a failed task, stopped by another host's failure).
         message = str(entry["message"])
         cases.append({"name": "verdict", "failure": message, "type": "verdict", "detail": message})
@@ -193,7 +196,7 @@ def _regression_cases(entry: Mapping[str, Any], fails: bool) -> list[dict]:
                 "baseline_run", "baseline", "current", "change_pct", "p_value", "direction",
                 "verdict", "message")},
         }  # fmt: skip
-        if check.get("verdict") == FAILED and fails:
+        if check.get("verdict") == FAIL and fails:
             case.update(
                 failure=check.get("message"), type="regression", detail=check.get("message")
             )

@@ -28,9 +28,8 @@ from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     REPORT_FILE,
     new_run_id,
 )
+from ansible_collections.qts.observer.plugins.module_utils.verdicts import FAIL, PASS
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
-    FAILED,
-    PASSED,
     now_utc,
     summary_lines,
 )
@@ -116,7 +115,7 @@ def merge(slices: list[Mapping[str, Any]], out_dir: str, run_id: str | None = No
         "started_at": min(str(p.get("started_at") or "") for p in parts) or None,
         "finished_at": now_utc(),
         # As one run over every host is judged: PASS only when no host of any slice failed.
-        "verdict": FAILED if reasons else PASSED,
+        "verdict": FAIL if reasons else PASS,
         "reasons": reasons,
         "artifacts_dir": os.path.join(os.path.abspath(out_dir), run_id),
         "levels_planned": settings["levels_planned"],
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: %s" % error, file=sys.stderr)
         return 2
     print("\n".join(summary_lines(report)))
-    return 0 if report["verdict"] == PASSED else 1
+    return 0 if report["verdict"] == PASS else 1
 
 
 if __name__ == "__main__":

@@ -17,16 +17,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.qts.observer.plugins.module_utils import verdicts
 from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
+    FAIL,
     NOT_MEASURED,
     NOT_RUN,
+    PASS,
     UNREACHABLE,
     combine,
 )
 
-# The report's names for two of the words (junit.py and merge.py read them from here).
-PASSED, FAILED = verdicts.PASS, verdicts.FAIL
 REASON_MAX_CHARS = 160
 
 
@@ -139,9 +138,9 @@ def host_verdict(outcome: Mapping[str, Any], planned: list[int]) -> tuple[str, s
     failure = outcome.get("failure")
     final = outcome.get("final")
     if not outcome.get("played"):
-        return FAILED, failure or "the host did not take part in the run"
+        return FAIL, failure or "the host did not take part in the run"
     if final is None:
-        return FAILED, failure or (
+        return FAIL, failure or (
             "no run-wide verdict: the host became unreachable or stopped during %s"
             % (outcome.get("phase") or "the run")
         )
@@ -150,7 +149,7 @@ def host_verdict(outcome: Mapping[str, Any], planned: list[int]) -> tuple[str, s
     missing = [n for n in planned if n not in reported]
     verdict = combine([str(lv.get("verdict")) for lv in levels] + [str(final.get("verdict"))])
     if failure or missing:
-        return FAILED, failure
+        return FAIL, failure
     return verdict, None
 
 
@@ -160,7 +159,7 @@ def _host_reasons(name: str, entry: Mapping[str, Any]) -> str:
         return "%s: %s" % (name, "unreachable" if entry["verdict"] == UNREACHABLE else "not run")
     reasons = []
     for level in entry["levels"]:
-        if level.get("verdict") == PASSED:
+        if level.get("verdict") == PASS:
             continue
         number = level_number(level)
         texts = [breach_text(b) for b in level.get("breaches") or [] if isinstance(b, Mapping)]
@@ -172,7 +171,7 @@ def _host_reasons(name: str, entry: Mapping[str, Any]) -> str:
         reasons.extend("L%s %s" % (number, text) for text in texts or [str(level.get("verdict"))])
     if entry["levels_not_run"] and entry["levels"]:
         reasons.append("%s not run" % ", ".join("L%d" % n for n in entry["levels_not_run"]))
-    failed = [c for c in entry["criteria"] if c.get("verdict") == FAILED]
+    failed = [c for c in entry["criteria"] if c.get("verdict") == FAIL]
     unmeasured = [c for c in entry["criteria"] if c.get("verdict") == NOT_MEASURED]
     if failed:
         reasons.append("run-wide %s" % ", ".join(str(c.get("name")) for c in failed))
@@ -229,7 +228,7 @@ def build_report(
         if run.get("capacity") is not None:
             entry["capacity"] = capacity_entry(outcome.get("capacity"))
         entries[name] = entry
-        if verdict != PASSED and not refused:
+        if verdict != PASS and not refused:
             reasons.append(_host_reasons(name, entry))
     return {
         "run_id": run.get("run_id"),
@@ -237,7 +236,7 @@ def build_report(
         "seed": run.get("seed"),
         "started_at": run.get("started_at"),
         "finished_at": now_utc(),
-        "verdict": FAILED if reasons else PASSED,
+        "verdict": FAIL if reasons else PASS,
         "reasons": reasons,
         "artifacts_dir": run.get("artifacts_dir"),
         "levels_planned": list(run.get("levels") or []),
@@ -381,7 +380,7 @@ def criteria_lines(criteria: list) -> list[str]:
 
 
 def verdict_line(report: Mapping[str, Any]) -> str:
-    if report["verdict"] == PASSED:
+    if report["verdict"] == PASS:
         return "STRESS VERDICT: PASS"
     return "STRESS VERDICT: FAIL (%s)" % "; ".join(report["reasons"])
 
