@@ -1,7 +1,7 @@
 # Copyright: qts.observer contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The verdict words and how verdicts combine, in one place: the gate, the capacity search,
-the report, junit.xml and the regression check all speak them. Standard library only.
+"""The verdict words and how verdicts combine, in one place: the gate, the report, junit.xml
+and the regression check all speak them. Standard library only.
 
 A verdict is PASS only when nothing under it failed or went unmeasured: FAIL beats NOT
 MEASURED (what could not be measured is never a PASS), which beats PASS. UNREACHABLE (a host)
