@@ -1,7 +1,7 @@
 # Copyright: qts.observer contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The options of the modules that read what the Observer host holds: the monitor's CSV, and
-the Observer's records and log."""
+"""The options of the modules that read what the Observer host holds (the monitor's CSV, the
+Observer's records and log), and of the actions that run levels on it."""
 
 from __future__ import annotations
 
@@ -31,4 +31,46 @@ options:
     description: The Observer's log file.
     type: path
     required: true
+"""
+
+    # What every level on a host needs, a level's (M(qts.observer.stress_level)) or a capacity
+    # step's (M(qts.observer.stress_capacity)).
+    LEVEL = r"""
+options:
+  seed:
+    description: Seed of the simulation.
+    type: int
+    default: 0
+  run_tag:
+    description: Tag of the run, put in every run_id.
+    type: str
+    default: ""
+  pipe:
+    description: The Observer's input named pipe.
+    type: path
+    required: true
+  pidfile:
+    description: The Observer's pidfile.
+    type: path
+    required: true
+  metrics_file:
+    description: The Observer's C(metrics.jsonl); empty for an Observer that writes none.
+    type: str
+    default: ""
+  monitor_csv:
+    description: The system monitor's CSV.
+    type: path
+    required: true
+  settle_s:
+    description: How long the measure waits for the last records after the load (0 when the Observer died).
+    type: float
+    default: 10.0
+  limits:
+    description: The run-wide limits (C(limits) of M(qts.observer.stress_plan)); they set the warning bands and the gate's limits.
+    type: dict
+    default: {}
+  interval_s:
+    description: Seconds between polls.
+    type: float
+    default: 5.0
 """

@@ -8,17 +8,18 @@ geometric mean until the two are within ``precision_pct`` of their middle (both 
 step sends ``warmup_s`` of snapshots that are reconciled but not measured, then ``step_s``
 that are. The search is bounded by ``max_total_s`` and ``max_rate``.
 
-A step is judged on what the collection measured of it (``stress_measure`` and
-``snapshot_load``): the first criterion of ``CRITERIA`` it breaks is what limited it. A step
-the load generator itself could not deliver is generator-bound, never an Observer limit.
-Standard library only: the plan, the filter and the gate share it.
+A step is judged by the gate (``gate.judge_step``) on what the collection measured of it
+(``stress_measure`` and ``snapshot_load``), against the thresholds ``step_thresholds`` gives
+it: the first criterion it breaks is what limited it (``gate.LIMITED_BY``). A step the load
+generator itself could not deliver is generator-bound, never an Observer limit. Standard
+library only: the plan, the stress_capacity action and the gate share it.
 """
 
 from __future__ import annotations
 
 import math
 
-from .gate import under_limit
+from .gate import LIMITED_BY, collapse_signs, judge_step
 from .profile import RUN_LIMITS, profile_levels
 from .snapshots import run_id_prefix
 
@@ -66,17 +67,6 @@ _BOUNDS: dict[str, tuple[float, float | None]] = {
 _INCLUSIVE = {"warmup_s", "max_latency_ms"}
 MIN_STEP_S = 2.0  # two monitor samples (it samples every second)
 MIN_WARMUP_S = 0.5
-# What limited a step, in the order they are named: the first broken is the limit.
-CRITERIA = (
-    "stability",
-    "generator",
-    "integrity",
-    "errors",
-    "throughput",
-    "latency",
-    "cpu",
-    "memory",
-)
 # Seconds a step costs beyond its load (tasks, the wait for its last records), for the bound.
 STEP_OVERHEAD_S = 15.0
 
@@ -154,111 +144,16 @@ def start(settings: dict, limits: dict, level_base: int, run_tag: str, now: floa
     return advance(state, now)
 
 
-def _breach(criterion: str, measured, limit, message: str) -> dict:
-    return {"criterion": criterion, "measured": measured, "limit": limit, "message": message}
-
-
-def _generator(step: dict, settings: dict) -> list[dict]:
-    """The generator's delivery: short of the offered rate, or late, with a full pipe to blame
-    (the Observer's back-pressure: a throughput limit) or without one (generator-bound)."""
-    rate, achieved = step["rate"], step["achieved_rate"]
-    lateness = (step.get("lateness_ms") or {}).get("p99", 0.0)
-    short = achieved < settings["generator_min_ratio"] * rate
-    late = lateness > settings["generator_max_lateness_ms"]
-    if not (short or late):
-        return []
-    # How far behind its schedule the generator ended, and how much of that it spent waiting
-    # for room in the pipe: a generator held back by a slow reader waits about all of it.
-    sending = step["finished_at"] - step["started_at"]
-    lag = max(sending - step["warmup_s"] - step["step_s"], lateness / 1000.0, 1e-3)
-    waited = step.get("blocked_s", 0.0) / lag
-    detail = "achieved %.1f/s of %g/s offered, send lateness p99 %.1f ms, %.2f s behind" % (
-        achieved, rate, lateness, lag)  # fmt: skip
-    if waited >= settings["backpressure_share"]:
-        return [
-            _breach(
-                "throughput", achieved, rate,
-                "back-pressure: %s, %.2f s of it waiting on a full pipe"
-                % (detail, step.get("blocked_s", 0.0)),
-            )
-        ]  # fmt: skip
-    return [
-        _breach(
-            "generator", achieved, rate,
-            "the load generator could not deliver: %s, only %.2f s of it waiting on the pipe"
-            % (detail, step.get("blocked_s", 0.0)),
-        )
-    ]  # fmt: skip
-
-
-def judge_step(step: dict, settings: dict, limits: dict) -> tuple[list[dict], list[str]]:
-    """What the step broke (each named, measured value and limit) and what of it could not be
-    measured. An empty first list is a sustainable step."""
-    breaches: list[dict] = []
-    unmeasured: list[str] = []
-    rate = step["rate"]
-    if step.get("failure"):
-        breaches.append(_breach("stability", None, None, step["failure"]))
-    breaches += _generator(step, settings)
-    broken = step["lost"] + step["duplicated"] + step["modified"]
-    if broken:
-        breaches.append(
-            _breach(
-                "integrity", broken, 0,
-                "%d lost, %d duplicated, %d modified of %d sent"
-                % (step["lost"], step["duplicated"], step["modified"], step["sent"]),
-            )
-        )  # fmt: skip
-    if step["error_rate_pct"] >= settings["max_error_rate_pct"]:
-        breaches.append(
-            _breach(
-                "errors", step["error_rate_pct"], settings["max_error_rate_pct"],
-                "error rate %.3f %% (%d errors)" % (step["error_rate_pct"], step["errors"]),
-            )
-        )  # fmt: skip
-    floor = settings["min_throughput_ratio"] * rate
-    if step["throughput"] < floor:
-        breaches.append(
-            _breach(
-                "throughput", step["throughput"], round(floor, 3),
-                "throughput %.1f/s under %.1f/s (%g %% of %g/s offered)"
-                % (step["throughput"], floor, 100 * settings["min_throughput_ratio"], rate),
-            )
-        )  # fmt: skip
-    latency = step.get("latency_ms")
-    if latency is None:
-        unmeasured.append("latency")
-    elif latency["p99"] >= settings["max_latency_ms"]:
-        breaches.append(
-            _breach(
-                "latency", latency["p99"], settings["max_latency_ms"],
-                "p99 processing latency %.1f ms, limit %g ms"
-                % (latency["p99"], settings["max_latency_ms"]),
-            )
-        )  # fmt: skip
-    if not step.get("samples"):
-        unmeasured += ["cpu", "memory"]
-    else:
-        cpu = step["cpu_excluding_generator_pct"]
-        if not under_limit(cpu, limits["fail_cpu_pct"]):
-            breaches.append(
-                _breach(
-                    "cpu", cpu, limits["fail_cpu_pct"],
-                    "sustained CPU %.1f %% without the generator's %.1f %%, fail limit %g %%"
-                    % (cpu, step["generator_cpu_pct"], limits["fail_cpu_pct"]),
-                )
-            )  # fmt: skip
-        memory = step["memory_pct"]["sustained"]
-        if not under_limit(memory, limits["fail_memory_pct"]):
-            breaches.append(
-                _breach(
-                    "memory", memory, limits["fail_memory_pct"],
-                    "sustained memory %.1f %%, fail limit %g %%"
-                    % (memory, limits["fail_memory_pct"]),
-                )
-            )  # fmt: skip
-    breaches.sort(key=lambda b: CRITERIA.index(b["criterion"]))
-    return breaches, unmeasured
+def step_thresholds(rate: float, settings: dict, limits: dict) -> dict:
+    """A step's thresholds, in the gate's words: the search's throughput share of the offered
+    rate and its latency limit; CPU and memory under the run's fail signals (a step is pushed
+    past the levels' limits on purpose, until something gives)."""
+    return {
+        "min_throughput": settings["min_throughput_ratio"] * rate,
+        "max_latency_ms": settings["max_latency_ms"],
+        "max_cpu_pct": limits["fail_cpu_pct"],
+        "max_memory_pct": limits["fail_memory_pct"],
+    }
 
 
 def step_figures(measured: dict, load: dict, plan: dict) -> dict:
@@ -290,6 +185,10 @@ def step_figures(measured: dict, load: dict, plan: dict) -> dict:
         "memory_pct": measured.get("memory_pct", {}),
         "observer_cpu_pct": measured.get("observer_cpu_pct", {}),
         "observer_rss_mb": measured.get("observer_rss_mb", {}),
+        # What the gate's breach messages need to say how much was the Observer's own.
+        "observer_samples": measured.get("observer_samples", 0),
+        "cpu_count": measured.get("cpu_count"),
+        "memory_total_mb": measured.get("memory_total_mb"),
         "buffer_depth_max": measured.get("buffer_depth_max"),
         "sent": measured.get("sent", load.get("sent", 0)),
         "written": measured.get("written", 0),
@@ -306,10 +205,16 @@ def step_figures(measured: dict, load: dict, plan: dict) -> dict:
 
 def record(state: dict, measured: dict, load: dict, now: float) -> dict:
     """The state with the step just run judged and added, and the next step (or the end)."""
+    settings, limits = state["settings"], state["limits"]
     step = step_figures(measured, load, state["next"])
-    breaches, unmeasured = judge_step(step, state["settings"], state["limits"])
+    breaches, unmeasured = judge_step(
+        step,
+        step_thresholds(step["rate"], settings, limits),
+        dict(limits, max_error_rate_pct=settings["max_error_rate_pct"]),
+        settings,
+    )
     step["breaches"] = breaches
-    step["unmeasured"] = unmeasured
+    step["unmeasured"] = [item["criterion"] for item in unmeasured]
     step["sustainable"] = not breaches
     state = dict(state, steps=state["steps"] + [step])
     return advance(state, now)
@@ -379,19 +284,11 @@ ENDINGS = {
 }
 
 
-def _collapse(failing: dict, below: dict | None, limits: dict) -> str:
-    """How the first failing step failed: a collapse (the spec's catastrophic degradation:
-    the Observer died, or throughput under half the offered rate, or p99 grown tenfold and
-    past the fail signal) or a graceful degradation."""
-    if failing["failure"]:
+def _failed_how(failing: dict, below: dict | None, limits: dict) -> str:
+    """How the first failing step failed: a collapse (the Observer died, or the gate's collapse
+    signs, ``gate.collapse_signs``, over the step under it) or a graceful degradation."""
+    if failing["failure"] or collapse_signs(failing, below, limits):
         return "collapse"
-    if failing["throughput"] < limits["collapse_throughput_ratio"] * failing["rate"]:
-        return "collapse"
-    latency, before = failing.get("latency_ms"), (below or {}).get("latency_ms")
-    if latency and before and before["p99"] > 0:
-        grown = latency["p99"] / before["p99"]
-        if grown > limits["collapse_latency_growth"] and latency["p99"] > limits["fail_latency_ms"]:
-            return "collapse"
     return "graceful degradation"
 
 
@@ -408,7 +305,7 @@ def summarise(state: dict, ending: str) -> dict:
     if ending == "generator":
         limited_by = "generator"
     elif first_failing is not None:
-        limited_by = first_failing["breaches"][0]["criterion"]
+        limited_by = LIMITED_BY[first_failing["breaches"][0]["criterion"]]
     generator_rate = steps[-1]["achieved_rate"] if steps else 0.0
     words = {
         "precision": settings["precision_pct"],
@@ -426,7 +323,7 @@ def summarise(state: dict, ending: str) -> dict:
         "summary": ENDINGS[ending] % words,
         "generator_rate": generator_rate if ending == "generator" else None,
         "first_failing_rate": first_failing["rate"] if first_failing else None,
-        "failed_how": _collapse(first_failing, best, state["limits"]) if first_failing else None,
+        "failed_how": _failed_how(first_failing, best, state["limits"]) if first_failing else None,
         "failing_breaches": first_failing["breaches"] if first_failing else [],
         "headroom": round(best["rate"] / top, 2) if best else None,
         "headroom_over_rate": top,

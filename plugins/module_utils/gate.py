@@ -226,6 +226,78 @@ def judged_level(
     return judged, line
 
 
+# -- capacity steps ---------------------------------------------------------------------------
+
+# What limits a capacity step, named by the gate's criterion it breaks first, in the order the
+# limits are named: the first broken is the step's limit ("generator": the load generator's
+# own, never the Observer's).
+LIMITED_BY: dict[str, str] = {
+    "process_failure": "stability",
+    "generator": "generator",
+    "integrity_lost": "integrity",
+    "integrity_duplicated": "integrity",
+    "integrity_modified": "integrity",
+    "error_rate": "errors",
+    "min_throughput": "throughput",
+    "max_latency_ms": "latency",
+    "max_cpu_pct": "cpu",
+    "max_memory_pct": "memory",
+}
+LIMIT_ORDER = ("stability", "generator", "integrity", "errors", "throughput", "latency", "cpu",
+               "memory")  # fmt: skip
+
+
+def _delivery_breaches(step: dict, delivery: dict) -> list[dict]:
+    """The generator's delivery: short of the offered rate, or late, with a full pipe to blame
+    (the Observer's back-pressure: its throughput) or without one (generator-bound)."""
+    rate, achieved = step["rate"], step["achieved_rate"]
+    lateness = (step.get("lateness_ms") or {}).get("p99", 0.0)
+    short = achieved < delivery["generator_min_ratio"] * rate
+    late = lateness > delivery["generator_max_lateness_ms"]
+    if not (short or late):
+        return []
+    # How far behind its schedule the generator ended, and how much of that it spent waiting
+    # for room in the pipe: a generator held back by a slow reader waits about all of it.
+    sending = step["finished_at"] - step["started_at"]
+    lag = max(sending - step["warmup_s"] - step["step_s"], lateness / 1000.0, 1e-3)
+    blocked = step.get("blocked_s", 0.0)
+    detail = "achieved %.1f/s of %g/s offered, send lateness p99 %.1f ms, %.2f s behind" % (
+        achieved, rate, lateness, lag)  # fmt: skip
+    if blocked / lag >= delivery["backpressure_share"]:
+        return [
+            _breach(
+                "min_throughput", achieved, rate,
+                "back-pressure: %s, %.2f s of it waiting on a full pipe" % (detail, blocked),
+            )
+        ]  # fmt: skip
+    return [
+        _breach(
+            "generator", achieved, rate,
+            "the load generator could not deliver: %s, only %.2f s of it waiting on the pipe"
+            % (detail, blocked),
+        )
+    ]  # fmt: skip
+
+
+def judge_step(
+    step: dict, thresholds: dict, limits: dict, delivery: dict
+) -> tuple[list[dict], list[dict]]:
+    """A capacity step judged as a level is (``judge_level`` against the step's
+    ``thresholds``), after the generator's delivery (``delivery``: its bounds): its breaches,
+    the step's limit first, and what it could not measure. The Observer's CPU is judged
+    without the generator's, which shares its host; the contract is judged over the whole run,
+    not as a step's limit."""
+    figures = dict(
+        step,
+        cpu_pct=dict(step.get("cpu_pct") or {}, sustained=step["cpu_excluding_generator_pct"]),
+        extra_fields=[],
+        decision_fields=[],
+    )
+    breaches = _delivery_breaches(step, delivery) + judge_level(figures, thresholds, limits)
+    breaches.sort(key=lambda b: LIMIT_ORDER.index(LIMITED_BY[b["criterion"]]))
+    return breaches, level_unmeasured(figures)
+
+
 def _criterion(name: str, verdict: str | bool, evidence: str, measured=None, limit=None) -> dict:
     if isinstance(verdict, bool):
         verdict = PASS if verdict else FAIL
@@ -347,6 +419,33 @@ def _integrity(levels: list[dict]) -> dict:
     )
 
 
+def collapse_signs(level: dict, before: dict | None, limits: dict) -> list[str]:
+    """Why a level, or a capacity step, collapsed rather than degraded (the spec's catastrophic
+    degradation), each sign a phrase; none is a graceful degradation. ``before`` is the level
+    under it, for the growth of its p99."""
+    signs = []
+    latency = level.get("latency_ms")
+    if latency and latency["max"] > limits["fail_latency_ms"]:
+        signs.append(
+            "%g/s: max latency %.1f ms over %g ms"
+            % (level["rate"], latency["max"], limits["fail_latency_ms"])
+        )
+    if level["throughput"] < limits["collapse_throughput_ratio"] * level["rate"]:
+        signs.append(
+            "%g/s: throughput %.3f/s under %g %% of the offered rate"
+            % (level["rate"], level["throughput"], 100 * limits["collapse_throughput_ratio"])
+        )
+    earlier = (before or {}).get("latency_ms")
+    if latency and earlier:
+        p99, floor = latency["p99"], max(earlier["p99"], 1e-3)
+        if (
+            p99 > limits["collapse_latency_floor_ms"]
+            and p99 / floor > limits["collapse_latency_growth"]
+        ):
+            signs.append("%g/s: p99 jumped %.0fx to %.1f ms" % (level["rate"], p99 / floor, p99))
+    return signs
+
+
 def _graceful_degradation(levels: list[dict], limits: dict) -> dict:
     judged = [lv for lv in _with_records(levels) if lv.get("latency_ms") is not None]
     if not judged:
@@ -357,28 +456,11 @@ def _graceful_degradation(levels: list[dict], limits: dict) -> dict:
             if not _with_records(levels)
             else "this Observer records no processing latency, in its records or its log",
         )
-    collapses = []
-    for previous, level in zip([None, *judged], judged):
-        p99 = level["latency_ms"]["p99"]
-        if level["latency_ms"]["max"] > limits["fail_latency_ms"]:
-            collapses.append(
-                "%g/s: max latency %.1f ms over %g ms"
-                % (level["rate"], level["latency_ms"]["max"], limits["fail_latency_ms"])
-            )
-        if level["throughput"] < limits["collapse_throughput_ratio"] * level["rate"]:
-            collapses.append(
-                "%g/s: throughput %.3f/s under %g %% of the offered rate"
-                % (level["rate"], level["throughput"], 100 * limits["collapse_throughput_ratio"])
-            )
-        if previous is not None:
-            before = max(previous["latency_ms"]["p99"], 1e-3)
-            if (
-                p99 > limits["collapse_latency_floor_ms"]
-                and p99 / before > limits["collapse_latency_growth"]
-            ):
-                collapses.append(
-                    "%g/s: p99 jumped %.0fx to %.1f ms" % (level["rate"], p99 / before, p99)
-                )
+    collapses = [
+        sign
+        for previous, level in zip([None, *judged], judged)
+        for sign in collapse_signs(level, previous, limits)
+    ]
     return _criterion(
         "graceful_degradation",
         not collapses,

@@ -11,12 +11,12 @@ module: stress_level
 short_description: Run one stress level on a host, follow it, measure it and judge it
 version_added: "0.1.0"
 description:
-  - One call runs a level of the stress run (or a step of the capacity search) on the host.
-    starts M(qts.observer.snapshot_load) there as an async job, follows it with
+  - One call runs a level of the stress run on the host. It starts M(qts.observer.snapshot_load) there as an async job, follows it with
     M(qts.observer.stress_progress) every O(interval_s) (one C([progress]) line per poll,
     each early warning once; the same poll reads the load's job file), measures the level
-    with M(qts.observer.stress_measure) once the load has ended, and, when O(thresholds) are
-    given, judges it with the gate (C(plugins/module_utils/gate.py)) on the controller.
+    with M(qts.observer.stress_measure) once the load has ended, and judges it against
+    O(thresholds) with the gate (C(plugins/module_utils/gate.py)) on the controller.
+  - M(qts.observer.stress_capacity) runs the capacity search's steps the same way.
   - A level whose Observer dies is measured and judged (C(process_failure) is a measured
     outcome); a load that could not run, or ended without finishing, fails the task and
     says why.
@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
   - qts.observer.attributes.action
+  - qts.observer.measure.level
   - qts.observer.measure.observer_files
   - qts.observer.observer_interface
 attributes:
@@ -61,25 +62,9 @@ options:
     description: Epoch seconds at which the load starts sending (every host of a level starts together).
     type: float
     required: true
-  seed:
-    description: Seed of the simulation.
-    type: int
-    default: 0
-  run_tag:
-    description: Tag of the run, put in every run_id.
-    type: str
-    default: ""
   run_id_prefix:
     description: Prefix of the level's run_ids (C(stress_<run_tag>L<level>_)).
     type: str
-    required: true
-  pipe:
-    description: The Observer's input named pipe.
-    type: path
-    required: true
-  pidfile:
-    description: The Observer's pidfile.
-    type: path
     required: true
   ledger:
     description: File on the host that receives a copy of every line sent.
@@ -89,36 +74,16 @@ options:
     description: The level's progress file on the host.
     type: path
     required: true
-  metrics_file:
-    description: The Observer's C(metrics.jsonl); empty for an Observer that writes none.
-    type: str
-    default: ""
-  monitor_csv:
-    description: The system monitor's CSV.
-    type: path
-    required: true
   sustained_window_s:
     description: Rolling window of the sustained CPU and memory figures.
     type: float
     default: 10.0
-  settle_s:
-    description: How long the measure waits for the last records after the load (0 when the Observer died).
-    type: float
-    default: 10.0
-  limits:
-    description: The run-wide limits (C(limits) of M(qts.observer.stress_plan)); they set the warning bands and the gate's limits.
-    type: dict
-    default: {}
   thresholds:
     description:
       - The level's thresholds (C(min_throughput), C(max_latency_ms), C(max_cpu_pct),
         C(max_memory_pct)); the level is judged against them.
-      - Omitted for a capacity step, which the capacity search judges.
     type: dict
-  interval_s:
-    description: Seconds between polls.
-    type: float
-    default: 5.0
+    required: true
   timeout_s:
     description: Time limit of the load's async job, and of following it.
     type: float
@@ -148,13 +113,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: One line naming the level's verdict and every breach or unmeasured criterion (or that it was measured, without thresholds).
+  description: One line naming the level's verdict and every breach or unmeasured criterion.
   returned: always
   type: str
   sample: "level 1 (5/s) FAIL: p99 processing latency 61.200 ms not under 50 ms"
 passed:
   description: Whether the level's verdict is C(PASS) (what a task tests, rather than the verdict's word).
-  returned: when thresholds are given and the level was measured
+  returned: when the level was measured
   type: bool
   sample: true
 qts_stress_level:
@@ -163,7 +128,7 @@ qts_stress_level:
     lateness, achieved rate and Observer PID) with its judgment: C(level), C(thresholds),
     C(verdict) (C(PASS), C(FAIL) or C(NOT MEASURED)), C(breaches) (C(criterion),
     C(measured), C(limit), C(message)) and C(not_measured) (C(criterion), C(reason)).
-  returned: when thresholds are given and the level was measured
+  returned: when the level was measured
   type: dict
   sample: {level: 1, rate: 5.0, sent: 900, written: 900, verdict: PASS, breaches: [], not_measured: []}
 qts_stress_metrics:

@@ -27,6 +27,9 @@ from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
 )
 
 REASON_MAX_CHARS = 160
+# report.json's layout. 2: a capacity step's breaches carry the gate's criteria (the same as a
+# level's) and its "unmeasured" says "resources" for CPU and memory; 1 had no such field.
+SCHEMA_VERSION = 2
 
 
 def controller_identity() -> dict[str, str | None]:
@@ -231,6 +234,7 @@ def build_report(
         if verdict != PASS and not refused:
             reasons.append(_host_reasons(name, entry))
     return {
+        "schema_version": SCHEMA_VERSION,
         "run_id": run.get("run_id"),
         "profile": run.get("profile"),
         "seed": run.get("seed"),

@@ -163,6 +163,8 @@ def test_every_host_passing_is_a_pass():
     report = build_report(RUN, ["observer-01"], {"observer-01": passing()})
     assert report["verdict"] == "PASS" and report["reasons"] == []
     assert summary_lines(report)[-2] == "STRESS VERDICT: PASS"
+    # Readers of report.json know which layout they read (2: capacity steps in the gate's words).
+    assert report["schema_version"] == 2
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.qts.observer.plugins.module_utils import capacity
-from ansible_collections.qts.observer.plugins.module_utils.gate import judge_run
+from ansible_collections.qts.observer.plugins.module_utils.gate import judge_run, judge_step
 from ansible_collections.qts.observer.plugins.module_utils.profile import RUN_LIMITS
 from ansible_collections.qts.observer.plugins.modules.stress_plan import plan_run
 
@@ -95,15 +95,22 @@ def test_a_generator_that_cannot_keep_up_ends_the_search_as_generator_bound():
     assert result["highest_sustainable_rate"] == 6400.0
 
 
+def _judge_step(step: dict) -> tuple[list[dict], list[dict]]:
+    """A step judged by the gate as the search judges it."""
+    limits = dict(LENIENT, max_error_rate_pct=SETTINGS["max_error_rate_pct"])
+    thresholds = capacity.step_thresholds(step["rate"], SETTINGS, LENIENT)
+    return judge_step(step, thresholds, limits, SETTINGS)
+
+
 def test_back_pressure_is_the_observer_and_an_empty_pipe_is_the_generator():
     slow_observer = capacity.step_figures(*step_run(4000, limit=2000), {
         "step": 1, "level": 1, "phase": "ramp", "rate": 4000, "warmup_s": 2, "step_s": 8})  # fmt: skip
-    breaches, _unused = capacity.judge_step(slow_observer, SETTINGS, LENIENT)
-    assert [b["criterion"] for b in breaches][:1] == ["throughput"]
+    breaches, _unused = _judge_step(slow_observer)
+    assert [b["criterion"] for b in breaches][:1] == ["min_throughput"]
     assert "back-pressure" in breaches[0]["message"]
     slow_generator = capacity.step_figures(*step_run(4000, limit=9000, generator=2000), {
         "step": 1, "level": 1, "phase": "ramp", "rate": 4000, "warmup_s": 2, "step_s": 8})  # fmt: skip
-    breaches, _unused = capacity.judge_step(slow_generator, SETTINGS, LENIENT)
+    breaches, _unused = _judge_step(slow_generator)
     assert breaches[0]["criterion"] == "generator"
     assert "only 0.00 s of it waiting on the pipe" in breaches[0]["message"]
 
@@ -158,8 +165,8 @@ def test_unmeasured_latency_is_reported_never_passed_off():
     measured["latency_ms"] = None
     step = capacity.step_figures(measured, load, {
         "step": 1, "level": 1, "phase": "ramp", "rate": 100, "warmup_s": 2, "step_s": 8})  # fmt: skip
-    breaches, unmeasured = capacity.judge_step(step, SETTINGS, LENIENT)
-    assert breaches == [] and unmeasured == ["latency"]
+    breaches, unmeasured = _judge_step(step)
+    assert breaches == [] and [u["criterion"] for u in unmeasured] == ["latency"]
 
 
 def _judge(state: dict, floor: float = 0.0) -> dict:
@@ -208,3 +215,36 @@ def test_the_plan_appends_the_search_or_runs_it_alone_and_refuses_bad_settings()
     assert any("unknown key 'start_rat'" in e for e in errors)
     assert any("stress_capacity.growth must be a number > 1" in e for e in errors)
     assert any("stress_capacity.max_rate" in e for e in errors)
+
+
+def test_a_step_is_judged_by_the_gate_in_the_levels_words():
+    """One vocabulary: a step's breaches are the gate's criteria with the step's thresholds as
+    limits, and what limited the search is named from them."""
+    measured, load = step_run(1000, limit=1e9, p99=400.0, cpu=99.0, lost=2)
+    step = capacity.step_figures(measured, load, {
+        "step": 1, "level": 5, "phase": "ramp", "rate": 1000, "warmup_s": 2, "step_s": 8})  # fmt: skip
+    breaches, _unused = judge_step(
+        step,
+        capacity.step_thresholds(1000, SETTINGS, RUN_LIMITS),
+        dict(RUN_LIMITS, max_error_rate_pct=SETTINGS["max_error_rate_pct"]),
+        SETTINGS,
+    )
+    named = {b["criterion"]: b for b in breaches}
+    assert list(named) == ["integrity_lost", "max_latency_ms", "max_cpu_pct"]
+    assert named["max_latency_ms"]["limit"] == SETTINGS["max_latency_ms"] == 300.0
+    # The generator's share is left out of the Observer's CPU, judged on the fail signal.
+    assert named["max_cpu_pct"]["measured"] == 94.0
+    assert named["max_cpu_pct"]["limit"] == RUN_LIMITS["fail_cpu_pct"]
+
+
+def test_how_the_first_failing_step_failed_is_the_runs_collapse_rule():
+    # Latency over its limit and over the fail signal (max 800 ms > 500 ms): a collapse, as a
+    # level with that latency collapses in the run's graceful degradation criterion.
+    def slow_above(rate: float) -> tuple[dict, dict]:
+        return step_run(rate, limit=1e9, p99=400.0 if rate > 900 else 1.0)
+
+    state = capacity.start(SETTINGS, RUN_LIMITS, 0, "T", now=0.0)
+    while not state["done"]:
+        state = capacity.record(state, *slow_above(state["next"]["rate"]), now=1.0)
+    assert state["result"]["limited_by"] == "latency"
+    assert state["result"]["failed_how"] == "collapse"
