@@ -4,7 +4,7 @@
 
 The search's logic (which rate next, when it ends, its result) is ``module_utils/capacity.py``
 and every step is judged by the gate (``module_utils/gate.py``); this loop runs each step as
-``stress_level`` runs a level (``plugin_utils/level_action.py``), shows it in one line and
+``stress_level`` runs a level (its ``LevelAction``), shows it in one line and
 records it, until the search ends.
 """
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ansible_collections.qts.observer.plugins.module_utils import capacity
-from ansible_collections.qts.observer.plugins.plugin_utils.level_action import (
+from ansible.errors import AnsibleActionFail
+from ansible_collections.qts.observer.plugins.action.stress_level import (
     LEVEL_OPTIONS,
     LevelAction,
+    LevelRun,
     display,
 )
+from ansible_collections.qts.observer.plugins.module_utils import capacity
 
 # A step's own options, planned by the search; the rest are the level's.
 _PER_STEP = {
@@ -84,7 +86,11 @@ class ActionModule(LevelAction):
         )
         while not state["done"]:
             step = state["next"]
-            ran = self.run_level(self._step_args(args, step), task_vars)
+            try:
+                ran = self.run_level(self._step_args(args, step), task_vars)
+            except AnsibleActionFail as error:
+                # The steps judged before it still count (integrity, contract): kept.
+                ran = LevelRun(failure=str(error))
             if ran.failure:
                 result.update(
                     failed=True,

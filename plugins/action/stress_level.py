@@ -2,23 +2,306 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action: one level on one host: load, progress, measure, verdict.
 
-The load, the polls and the measure run on the host (``plugin_utils/level_action.py``); the
-level is judged here with the gate (``module_utils/gate.py``): the judgment is pure
-computation, and a module run on the host for it would cost more than the judgment itself.
+``LevelAction.run_level`` drives a level on the host from the controller: it starts
+M(qts.observer.snapshot_load) there as an async job, follows it with
+M(qts.observer.stress_progress) (one ``[progress]`` line per poll, each warning once; the same
+poll reads the load's job file, so no ``async_status`` round trips) and measures it with
+M(qts.observer.stress_measure). Only those modules run on the host. This action judges the
+level with the gate (``module_utils/gate.py``) here: the judgment is pure computation, and a
+module run on the host for it would cost more than the judgment itself. The capacity search's
+action (``stress_capacity``) runs its steps with the same ``LevelAction``.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
 from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible_collections.qts.observer.plugins.module_utils.gate import (
     GateInputError,
     judged_level,
 )
 from ansible_collections.qts.observer.plugins.module_utils.verdicts import passed
-from ansible_collections.qts.observer.plugins.plugin_utils.level_action import (
-    LEVEL_OPTIONS,
-    LevelAction,
-)
+
+display = Display()
+
+LOAD_MODULE = "qts.observer.snapshot_load"
+PROGRESS_MODULE = "qts.observer.stress_progress"
+MEASURE_MODULE = "qts.observer.stress_measure"
+# After the load says it is done, how long its async job may take to write its result.
+COLLECT_TIMEOUT_S = 30.0
+COLLECT_POLL_S = 0.5
+
+# The options of one level on a host, without its judgment (the actions add theirs).
+LEVEL_OPTIONS: dict[str, dict] = {
+    "level": {"type": "int", "required": True},
+    "rate": {"type": "float", "required": True},
+    "duration_s": {"type": "float", "required": True},
+    "warmup_s": {"type": "float", "default": 0.0},
+    "start_at": {"type": "float", "required": True},
+    "seed": {"type": "int", "default": 0},
+    "run_tag": {"type": "str", "default": ""},
+    "run_id_prefix": {"type": "str", "required": True},
+    "pipe": {"type": "path", "required": True},
+    "pidfile": {"type": "path", "required": True},
+    "ledger": {"type": "path", "required": True},
+    "progress_file": {"type": "path", "required": True},
+    "output_dir": {"type": "path", "required": True},
+    "log_file": {"type": "path", "required": True},
+    "metrics_file": {"type": "str", "default": ""},
+    "interface": {"type": "dict"},
+    "monitor_csv": {"type": "path", "required": True},
+    "sustained_window_s": {"type": "float", "default": 10.0},
+    "settle_s": {"type": "float", "default": 10.0},
+    "limits": {"type": "dict", "default": {}},
+    "interval_s": {"type": "float", "default": 5.0},
+    "timeout_s": {"type": "float", "required": True},
+}
+
+
+def _figure(value: Any, pattern: str) -> str:
+    """A measured figure, or "-" when it is not measured yet (never a made-up 0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return pattern % value
+    return "-"
+
+
+def progress_line(host: str, progress: dict) -> str:
+    head = "[progress] %s L%s %s/s" % (
+        host,
+        progress.get("level"),
+        _figure(progress.get("rate"), "%g"),
+    )
+    if not progress.get("started"):
+        return head + " waiting for the level to start"
+    line = "%s %ss/%ss sent %s/%s written %s p99 %s ms cpu %s %% mem %s %%" % (
+        head,
+        _figure(progress.get("elapsed_s"), "%.0f"),
+        _figure(progress.get("duration_s"), "%.0f"),
+        _figure(progress.get("sent"), "%d"),
+        _figure(progress.get("planned"), "%d"),
+        _figure(progress.get("written"), "%d"),
+        _figure(progress.get("p99_ms"), "%.1f"),
+        _figure(progress.get("cpu_pct"), "%.1f"),
+        _figure(progress.get("memory_pct"), "%.1f"),
+    )
+    return line + " done" if progress.get("done") else line
+
+
+def _job_reason(job: dict) -> str:
+    """Why a load job ended without its level being done."""
+    return str(job.get("msg") or job.get("failure") or job.get("module_stderr") or "no reason")[
+        :2000
+    ]
+
+
+class Warnings:
+    """Each condition of a level is news once: polls repeat every few seconds."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.seen: set[str] = set()
+        self.items: list[dict] = []
+
+    def note(self, progress: dict) -> None:
+        notes = [("warning", str(w)) for w in progress.get("warnings") or []]
+        if progress.get("failure"):
+            notes.append(("failure", str(progress["failure"])))
+        for kind, text in notes:
+            if kind + text in self.seen:
+                continue
+            self.seen.add(kind + text)
+            self.items.append(
+                {
+                    "level": progress.get("level"),
+                    "kind": kind,
+                    "message": text,
+                    "elapsed_s": progress.get("elapsed_s"),
+                }
+            )
+            display.display("[%s] %s L%s: %s" % (kind, self.host, progress.get("level"), text))
+
+
+@dataclass
+class LevelRun:
+    """What one level on a host gave: the load's outcome, the measure's figures (the
+    Observer's, with the generator's own lateness, rate and CPU beside them) and the warnings
+    seen; or why it could not be measured (``failure``, with the module result that says
+    more in ``failed_result``)."""
+
+    load: dict = field(default_factory=dict)
+    measured: dict = field(default_factory=dict)
+    warnings: list[dict] = field(default_factory=list)
+    failure: str = ""
+    failed_result: dict = field(default_factory=dict)
+
+
+class LevelAction(ActionBase):
+    """An action that runs levels on its host; ``run_level`` runs one."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def begin(
+        self, tmp: str | None, task_vars: dict | None, argument_spec: dict
+    ) -> tuple[dict, dict | None]:
+        """The action's result so far and its validated options; no options in check mode (the
+        result says it was skipped: no load is sent, nothing is measured)."""
+        result = super().run(tmp, task_vars)
+        _unused, args = self.validate_argument_spec(argument_spec=argument_spec)
+        if self._task.check_mode:
+            result.update(skipped=True, msg="check mode: no load sent, nothing measured")
+            return result, None
+        return result, args
+
+    def run_level(self, args: dict, task_vars: dict) -> LevelRun:
+        """Run one level (``args``: the LEVEL_OPTIONS) on the host, to its measure."""
+        job = self._start_load(args, task_vars)
+        warnings = Warnings(task_vars.get("inventory_hostname", "?"))
+        load, failure = self._follow(args, job, warnings, task_vars)
+        if failure:
+            return LevelRun(load=load, warnings=warnings.items, failure=failure)
+        measured = self._measure(args, load, task_vars)
+        if measured.get("failed"):
+            return LevelRun(
+                load=load,
+                warnings=warnings.items,
+                failure=str(measured.get("msg") or "the measure failed"),
+                failed_result=measured,
+            )
+        return LevelRun(load=load, measured=measured["qts_stress_metrics"], warnings=warnings.items)
+
+    def _start_load(self, args: dict, task_vars: dict) -> dict:
+        """Start the level's load as an async job; its job file is read by the polls."""
+        load_args = {
+            "pipe": args["pipe"],
+            "pidfile": args["pidfile"],
+            "rate": args["rate"],
+            "duration_s": args["duration_s"],
+            "level": args["level"],
+            "seed": args["seed"],
+            "run_tag": args["run_tag"],
+            "start_at": args["start_at"],
+            "ledger": args["ledger"],
+            "progress_file": args["progress_file"],
+        }
+        # The async wrapper takes its time limit from the task; this task is not async itself.
+        self._task.async_val = int(args["timeout_s"])
+        try:
+            started = self._execute_module(
+                module_name=LOAD_MODULE, module_args=load_args, task_vars=task_vars, wrap_async=True
+            )
+        finally:
+            self._task.async_val = 0
+        if started.get("failed") or not started.get("results_file"):
+            raise AnsibleActionFail(
+                "level %s: the load did not start: %s"
+                % (args["level"], started.get("msg") or "no job file"),
+                result=started,
+            )
+        return started
+
+    def _poll(self, args: dict, job: dict, task_vars: dict) -> dict:
+        polled = self._execute_module(
+            module_name=PROGRESS_MODULE,
+            module_args={
+                "progress_file": args["progress_file"],
+                "metrics_file": args["metrics_file"],
+                "log_file": args["log_file"],
+                "run_id_prefix": args["run_id_prefix"],
+                "interface": args["interface"],
+                "monitor_csv": args["monitor_csv"],
+                "since": args["start_at"],
+                "level": args["level"],
+                "rate": args["rate"],
+                "duration_s": args["duration_s"],
+                "sustained_window_s": args["sustained_window_s"],
+                "limits": args["limits"],
+                "job_file": job["results_file"],
+            },
+            task_vars=task_vars,
+        )
+        if polled.get("failed"):
+            raise AnsibleActionFail(
+                "level %s: the progress could not be read: %s"
+                % (args["level"], polled.get("msg") or "no reason"),
+                result=polled,
+            )
+        return polled
+
+    def _follow(
+        self, args: dict, job: dict, warnings: Warnings, task_vars: dict
+    ) -> tuple[dict, str]:
+        """Poll until the load is done and its job has ended: (the load's result, failure)."""
+        level = args["level"]
+        deadline = time.monotonic() + args["timeout_s"]
+        while True:
+            polled = self._poll(args, job, task_vars)
+            progress, ended = polled["qts_stress_progress"], polled["job"]
+            display.display(progress_line(warnings.host, progress))
+            warnings.note(progress)
+            if progress.get("done"):
+                break
+            if ended["finished"]:
+                # A running load rewrites its progress every second: a job that ended
+                # without saying done died without a word. Its result says why.
+                return ended["result"] or {}, "level %s: the load ended without finishing: %s" % (
+                    level,
+                    _job_reason(ended["result"] or {}),
+                )
+            if time.monotonic() >= deadline:
+                return (
+                    {},
+                    "level %s: the load ended without finishing: it did not end in time" % level,
+                )
+            time.sleep(args["interval_s"])
+        load = self._collect(args, job, ended, task_vars) or progress.get("load") or {}
+        if load.get("failed") and not load.get("failure"):
+            # Not a crash of the Observer (that is a measured outcome): the load itself failed.
+            return load, "level %s: the load failed: %s" % (
+                level,
+                load.get("msg") or load.get("error") or "no reason",
+            )
+        return load, ""
+
+    def _collect(self, args: dict, job: dict, ended: dict, task_vars: dict) -> dict | None:
+        """The load job's own result, once it has written it; None if it never came."""
+        give_up = time.monotonic() + COLLECT_TIMEOUT_S
+        while not ended["finished"]:
+            if time.monotonic() >= give_up:
+                return None
+            time.sleep(COLLECT_POLL_S)
+            ended = self._poll(args, job, task_vars)["job"]
+        return {k: v for k, v in (ended["result"] or {}).items() if not k.startswith("_ansible")}
+
+    def _measure(self, args: dict, load: dict, task_vars: dict) -> dict:
+        failure = load.get("failure") or ""
+        start = load.get("started_at") or args["start_at"]
+        return self._execute_module(
+            module_name=MEASURE_MODULE,
+            module_args={
+                "start": float(start) + args["warmup_s"],
+                "end": load.get("finished_at") or time.time(),
+                "ledger": args["ledger"],
+                "rate": args["rate"],
+                "duration_s": args["duration_s"],
+                "warmup_s": args["warmup_s"],
+                "run_id_prefix": args["run_id_prefix"],
+                "output_dir": args["output_dir"],
+                "log_file": args["log_file"],
+                "monitor_csv": args["monitor_csv"],
+                "sustained_window_s": args["sustained_window_s"],
+                "settle_s": 0.0 if failure else args["settle_s"],
+                "failure": failure,
+                "interface": args["interface"],
+            },
+            task_vars=task_vars,
+        )
+
 
 ARGUMENT_SPEC: dict[str, dict] = {
     **LEVEL_OPTIONS,

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action: the run's verdict, report.json and junit.xml, from what every host recorded.
 
-Runs once on the controller after the stress play, whatever happened in it: it reads the
-variables each host's tasks set (below), builds the report (``plugin_utils/report.py``),
+Runs once on the controller after the stress play, whatever happened in it: it reads each
+host's outcome (``stress_outcome``, below), builds the report (``plugin_utils/report.py``),
 compares each host with its baseline and adds the run to the run history
 (``plugin_utils/regression.py``, ``plugin_utils/history.py``), writes report.json, junit.xml
 and report.html atomically, then points ``artifacts/latest`` at the run, and prints the table
@@ -39,6 +39,7 @@ from ansible_collections.qts.observer.plugins.plugin_utils.regression import (
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
     build_report,
     controller_identity,
+    empty_outcome,
     now_utc,
     summary_lines,
 )
@@ -46,19 +47,9 @@ from ansible_collections.qts.observer.plugins.plugin_utils.run_files import writ
 
 display = Display()
 
-# The variables of each host that the stress role sets, by what the report calls them.
-HOST_VARIABLES = {
-    "reach": "__stress_reach",
-    "failure": "__stress_failure",
-    "failure_is_verdict": "__stress_failure_is_verdict",
-    "levels": "__stress_judged",
-    "final": "__stress_host_verdict",
-    "warnings": "__stress_warnings",
-    "phase": "__stress_phase",
-    "collected": "__stress_collected",
-    "capacity": "__stress_capacity",
-    "observer_identity": "__stress_observer_identity",
-}
+# Each host's outcome, as the stress role records it while the run goes on (the README's
+# "The host's outcome" documents its keys); the report reads nothing else of a host.
+OUTCOME_VARIABLE = "stress_outcome"
 PLAN_VARIABLE = "__stress_plan"
 
 
@@ -68,15 +59,16 @@ def _plain(value: Any) -> Any:
 
 
 def host_outcome(variables: Mapping[str, Any]) -> dict:
-    """What one host's tasks recorded, in the report's terms."""
-    found = {key: variables.get(name) for key, name in HOST_VARIABLES.items()}
-    reach = found.pop("reach") or {}
-    outcome = _plain(found)
-    outcome["played"] = found["phase"] is not None
-    if reach.get("unreachable"):
-        outcome["unreachable"] = str(reach.get("msg") or "unreachable")
-    outcome["levels"] = outcome["levels"] or []
-    outcome["warnings"] = outcome["warnings"] or []
+    """What one host recorded, in the report's terms: its outcome, and whether it played."""
+    recorded = _plain(variables.get(OUTCOME_VARIABLE) or {})
+    outcome = {key: recorded.get(key, empty) for key, empty in empty_outcome().items()}
+    outcome.update(
+        played=bool(recorded),
+        capacity=recorded.get("capacity"),
+        observer_identity=recorded.get("observer_identity"),
+        levels=recorded.get("levels") or [],
+        warnings=recorded.get("warnings") or [],
+    )
     return outcome
 
 

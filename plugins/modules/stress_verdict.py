@@ -13,8 +13,9 @@ version_added: "0.1.0"
 description:
   - Runs once on the controller after the stress play (C(playbooks/stress.yml) does it in
     its last play), whatever happened in it, and needs no callback.
-  - Reads what each host of the run recorded (its judged levels, its run-wide criteria, its
-    first failure, whether it was reached, what was fetched) and the plan of
+  - Reads what each host of the run recorded, its outcome C(stress_outcome) (its judged
+    levels, its run-wide criteria, its first failure, whether it was reached, what was
+    fetched; the README's "The host's outcome" lists its keys), and the plan of
     M(qts.observer.stress_plan), combines them into each host's verdict (C(PASS), C(FAIL),
     C(NOT MEASURED), C(UNREACHABLE) or C(NOT RUN)) and the run's (C(PASS) only when every
     host passed), compares each host with its baseline, adds the run to the run history,
