@@ -34,7 +34,6 @@ _STRESS_FILE_PHASE = {
     "stop_if_a_host_failed": "levels",
     "level": "levels",
     "capacity": "levels",
-    "capacity_step": "levels",
     "recovery": "levels",
     "finish": "collect",
     "collect": "collect",

@@ -88,9 +88,13 @@ class ActionModule(LevelAction):
             step = state["next"]
             try:
                 ran = self.run_level(self._step_args(args, step), task_vars)
-            except AnsibleActionFail as error:
-                # The steps judged before it still count (integrity, contract): kept.
-                ran = LevelRun(failure=str(error))
+                if not ran.failure:
+                    state = capacity.record(state, ran.measured, ran.load, time.time())
+            except Exception as error:
+                # Whatever stopped the step, the steps judged before it still count
+                # (integrity, contract): they are returned with the failure.
+                reason = str(error) if isinstance(error, AnsibleActionFail) else repr(error)
+                ran = LevelRun(failure=reason)
             if ran.failure:
                 result.update(
                     failed=True,
@@ -99,7 +103,6 @@ class ActionModule(LevelAction):
                     load=ran.load,
                 )
                 return result
-            state = capacity.record(state, ran.measured, ran.load, time.time())
             display.display(step_line(host, state["steps"][-1]))
         result.update(changed=False, qts_stress_capacity=state, msg=state["result"]["summary"])
         return result

@@ -12,7 +12,7 @@ A step is judged by the gate (``gate.judge_step``) on what the collection measur
 (``stress_measure`` and ``snapshot_load``), against the thresholds ``step_thresholds`` gives
 it: the first criterion it breaks is what limited it (``gate.LIMITED_BY``). A step the load
 generator itself could not deliver is generator-bound, never an Observer limit. Standard
-library only: the plan, the stress_capacity action and the gate share it.
+library only: the plan and the stress_capacity action use it.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ options:
     type: float
     required: true
   warmup_s:
-    description: Seconds at the start of the load left out of the measure (a capacity step's warm-up).
+    description: Seconds at the start of the load left out of the measure (a capacity step's warm-up, when M(qts.observer.stress_capacity) runs one).
     type: float
     default: 0.0
   start_at:

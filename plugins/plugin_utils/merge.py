@@ -36,7 +36,9 @@ from ansible_collections.qts.observer.plugins.plugin_utils.report import (
 from ansible_collections.qts.observer.plugins.plugin_utils.run_files import write_run
 
 # What makes runs parts of one test: their slices must agree on each.
-SAME_TEST_KEYS = ("profile", "seed", "levels_planned", "capacity_planned", "limits")
+SAME_TEST_KEYS = (
+    "schema_version", "profile", "seed", "levels_planned", "capacity_planned", "limits"
+)  # fmt: skip
 # Each run names its levels' snapshots after itself: not a setting of the test.
 RUN_OWN_LEVEL_KEYS = ("run_id_prefix",)
 
@@ -109,6 +111,7 @@ def merge(slices: list[Mapping[str, Any]], out_dir: str, run_id: str | None = No
     reasons = [reason for part in parts for reason in part.get("reasons") or []]
     first, settings = parts[0], _test_settings(parts[0])
     return {
+        "schema_version": settings["schema_version"],
         "run_id": run_id,
         "profile": first.get("profile"),
         "seed": first.get("seed"),

@@ -20,7 +20,8 @@ LEVEL = {"rate": 5, "duration_s": 5, "thresholds": {"min_throughput": 4.8}}
 
 def a_slice(run_id: str, hosts: dict, **settings) -> dict:
     return {
-        "run_id": run_id, "profile": "smoke", "seed": 0, "verdict": "PASS", "reasons": [],
+        "schema_version": 2, "run_id": run_id, "profile": "smoke", "seed": 0, "verdict": "PASS",
+        "reasons": [],
         "levels_planned": [{**LEVEL, "run_id_prefix": "stress_%s_" % run_id}],
         "capacity_planned": None, "limits": {"max_cpu_pct": 80.0}, "hosts": hosts,
         "artifacts_dir": "/nowhere/%s" % run_id, **settings,
@@ -40,6 +41,7 @@ def test_the_verdict_is_that_of_one_run_over_every_host():
     assert list(merged["hosts"]) == ["h1", "h2"]
     assert merged["levels_planned"] == [LEVEL]  # each slice's own snapshot prefix left out
     assert [s["hosts"] for s in merged["slices"]] == [["h1"], ["h2"]]
+    assert merged["schema_version"] == 2  # the layout the slices were written in
     passed = merge([a_slice("a", {"h1": {}}), a_slice("b", {"h2": {}})], "/tmp/out")
     assert passed["verdict"] == "PASS" and passed["reasons"] == []
 
@@ -50,6 +52,8 @@ def test_the_verdict_is_that_of_one_run_over_every_host():
         ({"hosts": {"h1": {}}}, "host h1 is in two slices (a and b)"),
         ({"limits": {"max_cpu_pct": 90.0}}, "a and b are not slices of one test: their limits differ"),
         ({"seed": 7}, "their seed differ"),
+        # A slice written by another layout of report.json (capacity steps in other words).
+        ({"schema_version": 1}, "their schema_version differ"),
         ({"levels_planned": [{**LEVEL, "rate": 10}]}, "their levels_planned differ"),
     ],
 )  # fmt: skip

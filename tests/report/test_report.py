@@ -18,6 +18,7 @@ from ansible_collections.qts.observer.plugins.module_utils.profile import profil
 from ansible_collections.qts.observer.plugins.plugin_utils.junit import LEVEL_CRITERIA, junit_xml
 from ansible_collections.qts.observer.plugins.plugin_utils.report import (
     build_report,
+    host_verdict,
     summary_lines,
     table_lines,
 )
@@ -331,3 +332,23 @@ def test_a_failure_beyond_the_figures_is_named_even_beside_a_breach():
     assert "L1 max_cpu_pct 95 > 40" in bystander
     assert victim.startswith("observer-02: L2 process_failure: process failure")
     assert victim.count("process failure: the Observer (pid 7) died") == 1
+
+
+def test_the_report_reads_each_host_from_its_outcome_alone():
+    """stress_verdict reads a host's stress_outcome and nothing else of the host."""
+    from ansible_collections.qts.observer.plugins.action.stress_verdict import host_outcome
+
+    opened = {"phase": "plan", "unreachable": None, "failure": None, "failure_is_verdict": False,
+              "levels": [], "warnings": [], "capacity": None, "final": None,
+              "observer_identity": None, "collected": None}  # fmt: skip
+    unreachable = host_outcome({"stress_outcome": dict(opened, unreachable="ssh: refused")})
+    assert unreachable["played"] and unreachable["unreachable"] == "ssh: refused"
+    report = build_report(RUN, ["observer-01"], {"observer-01": unreachable})
+    assert report["hosts"]["observer-01"]["verdict"] == "UNREACHABLE"
+    # A host that never opened its record did not take part, whatever else it holds.
+    silent = host_outcome({"__stress_failure": "ignored", "stress_outcome": None})
+    assert not silent["played"] and silent["levels"] == [] and silent["failure"] is None
+    stopped = host_outcome({"stress_outcome": dict(opened, phase="level 2", failure="boom",
+                                                   failure_is_verdict=True)})  # fmt: skip
+    verdict, message = host_verdict(stopped, [1, 2])
+    assert verdict == "FAIL" and message == "boom" and stopped["failure_is_verdict"]

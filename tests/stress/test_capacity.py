@@ -238,13 +238,25 @@ def test_a_step_is_judged_by_the_gate_in_the_levels_words():
 
 
 def test_how_the_first_failing_step_failed_is_the_runs_collapse_rule():
-    # Latency over its limit and over the fail signal (max 800 ms > 500 ms): a collapse, as a
-    # level with that latency collapses in the run's graceful degradation criterion.
-    def slow_above(rate: float) -> tuple[dict, dict]:
-        return step_run(rate, limit=1e9, p99=400.0 if rate > 900 else 1.0)
+    """The run's collapse signs, each alone, make a failing step a collapse."""
 
-    state = capacity.start(SETTINGS, RUN_LIMITS, 0, "T", now=0.0)
-    while not state["done"]:
-        state = capacity.record(state, *slow_above(state["next"]["rate"]), now=1.0)
-    assert state["result"]["limited_by"] == "latency"
-    assert state["result"]["failed_how"] == "collapse"
+    def failing_above_2000(rate: float, latency: dict) -> tuple[dict, dict]:
+        measured, load = step_run(rate, limit=2000.0)
+        if rate > 2000.0:
+            measured["latency_ms"] = latency
+        return measured, load
+
+    def failed_how(latency: dict) -> str:
+        state = capacity.start(SETTINGS, RUN_LIMITS, 0, "T", now=0.0)
+        while not state["done"]:
+            measured, load = failing_above_2000(state["next"]["rate"], latency)
+            state = capacity.record(state, measured, load, now=1.0)
+        assert state["result"]["limited_by"] == "throughput"
+        return state["result"]["failed_how"]
+
+    # A latency over the fail signal (500 ms) with a p99 that barely moved (40 ms).
+    assert failed_how({"p50": 20.0, "p95": 30.0, "p99": 40.0, "max": 600.0}) == "collapse"
+    # A p99 over ten times the step below's (1 ms) and over 50 ms, its max under 500 ms.
+    assert failed_how({"p50": 20.0, "p95": 50.0, "p99": 60.0, "max": 90.0}) == "collapse"
+    # Neither: a graceful degradation.
+    assert failed_how({"p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 6.0}) == "graceful degradation"
