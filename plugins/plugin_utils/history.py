@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from typing import Any
@@ -61,15 +62,34 @@ def levels_key(levels: list[Mapping[str, Any]]) -> str:
     return json.dumps([[float(lv["rate"]), float(lv["duration_s"])] for lv in levels])
 
 
+# How long a writer waits for another (parallel CI jobs share one history).
+LOCK_TIMEOUT_S = 60.0
+
+
+def _write_ahead_log(connection: sqlite3.Connection) -> None:
+    """Switch the database to WAL. The switch needs the whole file: SQLite answers "database
+    is locked" at once, without waiting, when another process is creating or switching the
+    same new database, so it is tried again until the lock timeout."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 @contextmanager
 def connect(path: str) -> Iterator[sqlite3.Connection]:
     """The database at ``path``, created or checked against this schema's version."""
     try:
-        connection = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        connection = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as exc:
         raise HistoryError("cannot open the run history %s: %s" % (path, exc)) from None
     with closing(connection):
-        connection.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(connection)
         connection.execute("PRAGMA foreign_keys=ON")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:

@@ -9,6 +9,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,11 +174,13 @@ def test_another_observer_or_other_levels_are_no_baseline(tmp_path):
 
 
 WRITER = """
-import json, sys
+import json, sys, time
 from ansible_collections.qts.observer.plugins.plugin_utils import history
 
 db, template, index = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
-for number in range(10):
+# Every writer opens the new database at the same moment: the creation race is the hard case.
+time.sleep(max(0.0, float(sys.argv[4]) - time.time()))
+for number in range(5):
     template["run_id"] = "run-%02d-%02d" % (index, number)
     template["started_at"] = "2026-12-01T%02d:%02d:00Z" % (index, number)
     history.record_run(db, template, "0.1.0")
@@ -189,15 +192,17 @@ def test_concurrent_runs_all_land_whole(tmp_path):
     db = str(tmp_path / "history.sqlite")
     template = tmp_path / "report.json"
     template.write_text(json.dumps(a_report("run", "")))
-    # Six processes writing ten runs each at the same time, as parallel CI jobs would.
+    # Twelve processes writing five runs each at the same time, as parallel CI jobs would, all
+    # opening the new database at once (a moment after the slowest has started, loaded or not).
+    start_at = time.time() + 5.0
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, db, str(template), str(index)],
+            [sys.executable, "-c", WRITER, db, str(template), str(index), str(start_at)],
             env={"PYTHONPATH": str(ROOT / "build" / "collections")},
         )
-        for index in range(6)
+        for index in range(12)
     ]
-    assert [writer.wait(120) for writer in writers] == [0] * 6
+    assert [writer.wait(120) for writer in writers] == [0] * 12
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 60
         assert connection.execute("SELECT COUNT(*) FROM levels").fetchone()[0] == 120
