@@ -64,8 +64,6 @@ def host_outcome(variables: Mapping[str, Any]) -> dict:
     outcome = {key: recorded.get(key, empty) for key, empty in empty_outcome().items()}
     outcome.update(
         played=bool(recorded),
-        capacity=recorded.get("capacity"),
-        observer_identity=recorded.get("observer_identity"),
         levels=recorded.get("levels") or [],
         warnings=recorded.get("warnings") or [],
     )

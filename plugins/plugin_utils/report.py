@@ -131,6 +131,8 @@ def empty_outcome() -> dict:
         "phase": None,
         "collected": None,
         "failure_is_verdict": False,
+        "capacity": None,
+        "observer_identity": None,
     }
 
 
