@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,15 @@ from pathlib import Path
 
 import pytest
 from labkit import is_root
-from stressrun import LAB_LEVELS, LENIENT_LIMITS, ROOT, latest_report, make_smoke, user_env
+from stressrun import (
+    LAB_LEVELS,
+    LENIENT_LIMITS,
+    ROOT,
+    latest_report,
+    local_install_root,
+    make_smoke,
+    user_env,
+)
 
 TEAM_OBSERVER = ROOT / "tests" / "observers" / "team_observer"
 PROFILE = ROOT / "examples" / "runbook-observer.yml"
@@ -26,16 +33,9 @@ CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller (this mach
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@contextlib.contextmanager
-def local_root(tmp_path: Path) -> Iterator[Path]:
+def local_root(tmp_path: Path) -> contextlib.AbstractContextManager[Path]:
     """An install root for one run; its supervised services are stopped afterwards."""
-    root = tmp_path / "root"
-    try:
-        yield root
-    finally:
-        for pidfile in (root / "run" / "qts_supervise").glob("*.pid"):
-            with contextlib.suppress(ValueError, ProcessLookupError):
-                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    return local_install_root(tmp_path / "root")
 
 
 def capacity_run(tmp_path: Path, root: Path, variables: dict, *extra: str):

@@ -5,15 +5,12 @@ no support or deprecation warning from that release."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cores import load
-from stressrun import LAB_LEVELS, latest_report, make_smoke
+from stressrun import LAB_LEVELS, latest_report, local_install_root, make_smoke
 
 pytestmark = pytest.mark.e2e
 
@@ -23,11 +20,8 @@ OTHER_CORES = load()[1:]
 @pytest.fixture(scope="module")
 def local_root(tmp_path_factory) -> Iterator[Path]:
     """One install root for every release: the first run provisions, the next ones reuse it."""
-    root = tmp_path_factory.mktemp("qts_local")
-    yield root
-    for pidfile in (root / "run" / "qts_supervise").glob("*.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    with local_install_root(tmp_path_factory.mktemp("qts_local")) as root:
+        yield root
 
 
 @pytest.mark.parametrize("core", OTHER_CORES, ids=[core.version for core in OTHER_CORES])

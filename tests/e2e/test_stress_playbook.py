@@ -5,7 +5,6 @@ Every run leaves a report, whatever happened: each outcome here is one a CI job 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from stressrun import (
     latest_report,
     lenient_level,
     levels_args,
+    local_install_root,
     make_smoke,
     shell_env,
 )
@@ -35,11 +35,8 @@ pytestmark = pytest.mark.e2e
 def local_root(tmp_path_factory) -> Iterator[Path]:
     """One install root for the module: the first run provisions, the others reuse it.
     The stress run stops the Observer; the monitor's supervisor is stopped here."""
-    root = tmp_path_factory.mktemp("qts_local")
-    yield root
-    for pidfile in (root / "run" / "qts_supervise").glob("*.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    with local_install_root(tmp_path_factory.mktemp("qts_local")) as root:
+        yield root
 
 
 def local_smoke(local_root: Path, artifacts: Path, *extra: str):

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -53,6 +54,18 @@ def a_neighbour_keeps_one_core_busy() -> Iterator[subprocess.Popen]:
     finally:
         neighbour.kill()
         neighbour.wait()
+
+
+@contextlib.contextmanager
+def local_install_root(root: Path) -> Iterator[Path]:
+    """root as the embedded default's install root (qts_local_root): the supervisors started
+    under it are stopped when it is left."""
+    try:
+        yield root
+    finally:
+        for pidfile in (root / "run" / "qts_supervise").glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
 
 
 def user_env() -> dict[str, str]:
