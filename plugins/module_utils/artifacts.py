@@ -37,7 +37,7 @@ def run_tag(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", run_id)[-24:]
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Readers (CI, ``latest``) never see a half-written file."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
@@ -47,7 +47,7 @@ def write_atomic(path: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -41,7 +41,7 @@ def test_a_run_s_story_maps_to_its_phases_in_order():
         "roles/stress/tasks/start.yml:5",
         "roles/observer/tasks/install.yml:3",
         "roles/_service/tasks/systemd.yml:9",  # the Observer's unit: still provisioning
-        "roles/monitor/handlers/main.yml:2",
+        "roles/monitor/tasks/main.yml:2",
         "roles/stress/tasks/level.yml:12",
         "roles/stress/tasks/finish.yml:7",
         "roles/observer/tasks/stop.yml:4",  # the stress role stops the Observer: collecting
