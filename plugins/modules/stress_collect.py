@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: stress_collect
-short_description: Cut the host's raw data to the run's time span and pack it for one fetch
+short_description: Collect the host's raw data of a run into its folder on the controller
 version_added: "0.1.0"
 description:
   - Runs on the Observer host at the end of a stress run. Reads the monitor's CSV, the
@@ -18,15 +18,28 @@ description:
     fetch of them cannot fail its checksum, and they hold this run only.
   - Packs the copies and the levels' ledgers (O(ledgers)) into one gzipped tar, O(archive),
     so that the controller fetches one file per host, not one per file.
-  - A missing or unreadable file is reported in C(problems), never fatal.
+  - The action plugin then fetches the archive (as M(ansible.builtin.fetch) does, with its
+    checksum and its privilege escalation) into O(local_dir) on the controller, unpacks it
+    there (regular files only, by their names, no owner kept) and removes the fetched archive.
+  - A missing or unreadable file, or an archive that cannot be fetched or unpacked, is reported
+    in RV(problems), never fatal (collecting data never decides the verdict).
 author:
   - QTS (@qts)
 attributes:
+  action:
+    support: full
+    details: The module cuts and packs on the host; the action fetches and unpacks on the controller.
   check_mode:
     support: none
   diff_mode:
     support: none
 options:
+  local_dir:
+    description:
+      - The host's folder of the run's artifacts on the controller (created, mode 0755), where
+        the archive's files are unpacked. Used by the action plugin.
+    type: path
+    required: true
   monitor_csv:
     description: The monitor's CSV.
     type: path
@@ -64,11 +77,12 @@ options:
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
+  - qts.observer.attributes.action
   - qts.observer.observer_interface
 """
 
 EXAMPLES = r"""
-- name: Cut the host's raw data to the run's span
+- name: Collect the host's raw data of the run
   qts.observer.stress_collect:
     monitor_csv: /var/lib/qts_monitor/system_monitor.csv
     log_file: /var/log/qts_observer/observer.log
@@ -79,6 +93,7 @@ EXAMPLES = r"""
     ledgers:
       - /run/qts_observer/stress/20261127T162013Z-ab12/L1.sent.jsonl
     archive: /run/qts_observer/stress/20261127T162013Z-ab12/collect.tar.gz
+    local_dir: artifacts/20261127T162013Z-ab12/observer-01
   register: __stress_collect
 """
 
@@ -102,8 +117,14 @@ archive:
     path: /run/qts_observer/stress/r/collect.tar.gz
     members: [system_monitor.csv, observer.log, L1.sent.jsonl]
     bytes: 20480
+unpacked:
+  description: The files unpacked into O(local_dir) (empty when the archive could not be fetched or unpacked).
+  returned: always
+  type: list
+  elements: str
+  sample: [system_monitor.csv, observer.log, L1.sent.jsonl]
 problems:
-  description: Files that could not be collected, and why.
+  description: Files that could not be collected, and why (a failed fetch or unpack too, starting with C(fetch:)).
   returned: always
   type: list
   elements: str
@@ -139,6 +160,7 @@ def main() -> None:
             "ledgers": {"type": "list", "elements": "path", "default": []},
             "archive": {"type": "path", "required": True},
             "interface": {"type": "dict"},
+            "local_dir": {"type": "path", "required": True},  # the action plugin's
         },
         supports_check_mode=False,
     )

@@ -4,6 +4,7 @@ monitor and the Observer go on writing."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import tarfile
 import threading
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.qts.observer.plugins.action.stress_collect import _unpack
 from ansible_collections.qts.observer.plugins.module_utils.artifacts import HOST_FILES
 from ansible_collections.qts.observer.plugins.module_utils.collect import collect, pack
 from ansible_collections.qts.observer.plugins.module_utils.progress import (
@@ -162,3 +164,25 @@ def test_the_copies_and_ledgers_are_packed_into_one_private_archive_by_name(tmp_
     with tarfile.open(archive) as tar:
         assert tar.getnames() == ["observer.log", "L1.sent.jsonl"]
         assert tar.extractfile("L1.sent.jsonl").read() == ledger.read_bytes()
+
+
+def test_the_controller_unpacks_files_only_and_nothing_outside_the_host_folder(tmp_path):
+    """What the stress_collect action unpacks: the archive's files by name, no owner kept; a
+    member that would land outside the host's folder refuses the archive."""
+    log = tmp_path / "observer.log"
+    log.write_text("a line\n")
+    os.chown(log, 65534, 65534)
+    archive = tmp_path / "collect.tar.gz"
+    pack([str(log)], str(archive))
+    folder = tmp_path / "host"
+    folder.mkdir()
+    assert _unpack(str(archive), str(folder)) == ["observer.log"]
+    assert (folder / "observer.log").read_text() == "a line\n"
+    assert (folder / "observer.log").stat().st_uid == os.getuid()
+
+    hostile = tmp_path / "hostile.tar.gz"
+    with tarfile.open(hostile, "w:gz") as tar:
+        tar.add(log, arcname="../escaped.log")
+    with pytest.raises(tarfile.TarError, match="outside"):
+        _unpack(str(hostile), str(folder))
+    assert not (tmp_path / "escaped.log").exists()
