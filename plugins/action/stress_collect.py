@@ -33,17 +33,11 @@ class ActionModule(ActionBase):
     def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        module_args = dict(self._task.args)
-        local_dir = module_args.get("local_dir")
-        if not local_dir:
-            result.update(
-                failed=True, msg="local_dir is required: the host's folder on the controller"
-            )
-            return result
-        packed = self._execute_module(module_args=module_args, task_vars=task_vars)
+        packed = self._execute_module(module_args=dict(self._task.args), task_vars=task_vars)
         result.update(packed, unpacked=[])
         if packed.get("failed"):
-            return result  # its msg says why nothing was cut
+            return result  # its msg says why nothing was cut (local_dir missing, too)
+        local_dir = self._task.args["local_dir"]
         try:
             # The host's folder exists whatever was collected, as the report expects.
             os.makedirs(local_dir, mode=0o755, exist_ok=True)

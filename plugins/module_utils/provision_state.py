@@ -46,7 +46,8 @@ _TYPES = {
 }
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's content, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -68,13 +69,14 @@ def describe_path(path: str) -> dict[str, Any]:
         "gid": info.st_gid,
     }
     if kind == "file":
-        described["sha256"] = _sha256(path)
+        described["sha256"] = file_sha256(path)
     elif kind == "link":
         described["target"] = os.readlink(path)
     return described
 
 
-def _is_runtime(name: str) -> bool:
+def is_runtime(name: str) -> bool:
+    """Whether a file or folder name is one the interpreter writes (a byte-code cache)."""
     return name in _RUNTIME_NAMES or name.endswith(_RUNTIME_SUFFIXES)
 
 
@@ -84,11 +86,11 @@ def _describe_tree(root: str, excluded: set[str]) -> dict[str, dict[str, Any]]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(
             name for name in dirs
-            if not _is_runtime(name) and os.path.join(folder, name) not in excluded
+            if not is_runtime(name) and os.path.join(folder, name) not in excluded
         )  # fmt: skip
         for name in dirs + sorted(files):
             path = os.path.join(folder, name)
-            if not _is_runtime(name) and path not in excluded:
+            if not is_runtime(name) and path not in excluded:
                 record[path] = describe_path(path)
     return record
 

@@ -15,29 +15,26 @@ from typing import Any
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
-
-_RUNTIME_NAMES = frozenset({"__pycache__"})
+from ansible_collections.qts.observer.plugins.module_utils.provision_state import (
+    file_sha256,
+    is_runtime,
+)
 
 
 def _tree_lines(root: str) -> Iterable[str]:
     """One line per file under root (or root itself): its path and SHA-256, in a stable order."""
     if os.path.isfile(root):
-        yield "%s %s" % (root, _sha256(root))
+        yield "%s %s" % (root, file_sha256(root))
         return
     if not os.path.isdir(root):
         yield "%s missing" % root
         return
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(name for name in dirs if name not in _RUNTIME_NAMES)
+        dirs[:] = sorted(name for name in dirs if not is_runtime(name))
         for name in sorted(files):
-            if not name.endswith(".pyc"):
+            if not is_runtime(name):
                 path = os.path.join(folder, name)
-                yield "%s %s" % (path, _sha256(path) if os.path.isfile(path) else "not a file")
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+                yield "%s %s" % (path, file_sha256(path) if os.path.isfile(path) else "not a file")
 
 
 def inputs_digest(
