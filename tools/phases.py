@@ -147,6 +147,8 @@ class Runner:
         self.width = max(len(job.name) for job in jobs)
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
+        # Each job's lines are printed by its own thread: one line at a time, never mixed.
+        self.output = threading.Lock()
         self.stopping: str = ""
         self.started = time.monotonic()
 
@@ -209,10 +211,9 @@ class Runner:
         cost = f"{workers * job.cores:g} core(s)" + (
             f", {workers * job.lab_hosts} lab host(s)" if job.lab_hosts else ""
         )
-        print(
+        self.print_line(
             f"== start {job.name} ({job.phase}) at +{job.started - self.started:.0f} s: "
-            f"{workers} worker(s), {cost}",
-            flush=True,
+            f"{workers} worker(s), {cost}"
         )
         job.cgroup = _make_cgroup(f"qts-test-{self.run_id}", job.name)
         procs = None if job.cgroup is None else job.cgroup / "cgroup.procs"
@@ -251,7 +252,11 @@ class Runner:
             self.changed.notify_all()
 
     def say(self, job: Job, text: str) -> None:
-        print(f"[{job.name:<{self.width}}] {text}", flush=True)
+        self.print_line(f"[{job.name:<{self.width}}] {text}")
+
+    def print_line(self, text: str) -> None:
+        with self.output:
+            print(text, flush=True)
 
     # --- the run ---
 
@@ -273,7 +278,9 @@ class Runner:
 
     def _stop_all(self) -> None:
         running = [job for job in self.jobs if job.process is not None and job.status is None]
-        print(f"\n== {self.stopping}: stopping {', '.join(j.name for j in running) or 'nothing'}")
+        self.print_line(
+            f"\n== {self.stopping}: stopping {', '.join(j.name for j in running) or 'nothing'}"
+        )
         for job in running:
             _signal_group(job, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S

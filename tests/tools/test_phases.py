@@ -221,3 +221,21 @@ def test_the_shares_of_each_pytest_group_hold_each_of_its_tests_once():
             node for index in range(len(args_list)) for node in found["%s/%d" % (group, index)]
         ]
         assert sorted(picked) == sorted(every), (group, set(every) ^ set(picked))
+
+
+def test_lines_of_jobs_running_side_by_side_are_never_mixed(tmp_path):
+    # Each job's lines are printed by its own thread: a line cut by another's would lose the
+    # job's name, and a CI log's reader the line.
+    chatter = "import sys\nfor i in range(3000): print('line', sys.argv[1], i, flush=True)\n"
+    jobs = "".join(
+        f'[[job]]\nname = "talker-{n}"\nphase = "tests"\n'
+        f"command = {json.dumps([sys.executable, '-c', chatter, str(n)])}\n"
+        for n in range(4)
+    )
+    result = run_phases(tmp_path, jobs, cores=4)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    whole = re.compile(r"\[talker-(\d)\] line (\d) \d+")
+    said = [whole.fullmatch(line) for line in result.stdout.splitlines() if "line" in line]
+    assert all(said), [line for line in result.stdout.splitlines() if "line" in line][:5]
+    assert all(m.group(1) == m.group(2) for m in said if m)
+    assert len(said) == 4 * 3000
