@@ -2,16 +2,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action: judge a host's whole run on the controller, in its own process.
 
-Judging is pure computation on what the host recorded (``gate.judged_run``): a module run
-would cost a fork, a Python start and the module's transfer for nothing. The options and the
-result are documented in ``plugins/modules/stress_gate.py``.
+Judging is pure computation on what the host recorded (``gate.judged_run``), in the
+controller's process (``plugin_utils/in_process.py``). The options and the result are
+documented in ``plugins/modules/stress_gate.py``.
 """
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
 from ansible_collections.qts.observer.plugins.module_utils.gate import judged_run
 from ansible_collections.qts.observer.plugins.module_utils.verdicts import passed
+from ansible_collections.qts.observer.plugins.plugin_utils.in_process import InProcessAction
 
 ARGUMENT_SPEC: dict[str, dict] = {
     "limits": {"type": "dict", "default": {}},
@@ -28,16 +28,13 @@ ARGUMENT_SPEC: dict[str, dict] = {
 }
 
 
-class ActionModule(ActionBase):
+class ActionModule(InProcessAction):
     """Judge the run of the task's host against the run-wide criteria."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
-        result = super().run(tmp, task_vars)
-        _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def compute(self, args: dict) -> dict:
         levels = args.pop("levels") or []
         host, line = judged_run(levels, args.pop("planned_levels"), **args)
-        result.update(changed=False, msg=line, passed=passed(host["verdict"]), qts_stress_host=host)
-        return result
+        return {"changed": False, "msg": line, "passed": passed(host["verdict"]),
+                "qts_stress_host": host}  # fmt: skip

@@ -239,6 +239,11 @@ class LevelAction(ActionBase):
         """Poll until the load is done and its job has ended: (the load's result, failure)."""
         level = args["level"]
         deadline = time.monotonic() + args["timeout_s"]
+        if time.time() < args["start_at"]:
+            # Before the agreed start the host has nothing to tell: the line is the same
+            # without a module run to read it.
+            display.display(progress_line(warnings.host, {"level": level, "rate": args["rate"]}))
+            time.sleep(args["interval_s"])
         while True:
             polled = self._poll(args, job, task_vars)
             progress, ended = polled["qts_stress_progress"], polled["job"]

@@ -4,7 +4,9 @@
 
 ``<artifacts_dir>/<run_id>/`` holds ``report.json``, ``junit.xml`` and one folder per host
 with that host's raw data; ``<artifacts_dir>/latest`` points at the newest run that wrote
-its report (never at a run still going, or one that left nothing). Standard library only.
+its report (never at a run still going, or one that left nothing). On each host, the run's
+files (ledgers, progress, cut raw data) are in a private work folder
+(``make_private_folder``). Standard library only.
 """
 
 from __future__ import annotations
@@ -53,6 +55,24 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def make_private_folder(folder: str) -> None:
+    """``folder`` and each missing parent, made with mode 0700 whatever the umask (as
+    ansible.builtin.file makes a directory with ``mode: "0700"``): the run's files on a host
+    are for the user running it only."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            continue  # made meanwhile by another job of the run: its mode is its maker's
+        os.chmod(path, 0o700)
 
 
 def link_latest(artifacts_dir: str, run_id: str) -> None:

@@ -18,6 +18,7 @@ import os
 import tarfile
 from collections.abc import Callable, Iterator
 
+from .artifacts import make_private_folder
 from .observer_interface import LogReader, epoch, resolved_reference
 
 
@@ -113,7 +114,7 @@ def collect(
     interface: dict | None = None,
 ) -> dict:
     """Cut each source into ``dest``; what was written and what could not be."""
-    os.makedirs(dest, mode=0o700, exist_ok=True)
+    make_private_folder(dest)
     cutters = {**CUTTERS, "log": log_cutter(interface)}
     files, problems = {}, []
     for key, source in sources.items():

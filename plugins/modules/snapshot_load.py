@@ -24,6 +24,8 @@ description:
     If the Observer dies, the level ends within 2 seconds and fails with C(process failure).
   - Every line sent is also written to O(ledger), so the measuring step can check that each
     snapshot was written exactly once and unchanged.
+  - The folders of O(ledger) and O(progress_file) are made when missing (the run's work
+    folder), with mode C(0700), as any missing parent of them.
   - "Meant to run with C(async) and C(poll: 0) while the controller polls O(progress_file)."
 author:
   - QTS (@qts)
@@ -179,6 +181,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.qts.observer.plugins.module_utils.artifacts import make_private_folder
 from ansible_collections.qts.observer.plugins.module_utils.injector import (
     InjectionError,
     LevelPlan,
@@ -217,6 +220,19 @@ def _check_arguments(module: AnsibleModule) -> None:
         module.fail_json(msg="rate x duration_s plans no snapshot at all")
 
 
+def _make_work_folders(module: AnsibleModule) -> None:
+    """The folders of the ledger and the progress file: the run's work folder, private."""
+    for path in (module.params["ledger"], module.params["progress_file"]):
+        if not path:
+            continue
+        try:
+            make_private_folder(os.path.dirname(path))
+        except OSError as exc:
+            module.fail_json(
+                msg="cannot make the run's work folder %s: %s" % (exc.filename, exc.strerror)
+            )
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -246,6 +262,8 @@ def main() -> None:
         "failure": None,
         "observer_pid": 0,
     }
+    if not module.check_mode:
+        _make_work_folders(module)
     try:
         pid = read_pidfile(module.params["pidfile"])
         result["observer_pid"] = pid

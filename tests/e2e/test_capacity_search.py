@@ -140,15 +140,21 @@ def generator_capped(quota_us: int, period_us: int) -> Iterator[None]:
 def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tmp_path):
     # The generator is held to 5 % of one CPU (1 ms each 20 ms): about 8000/s on this machine,
     # a quarter or less of what the reference Observer sustains even beside six busy loops
-    # (a cap of 15 % reached about 30000/s, as close as the Observer's limit then). The short
-    # period keeps the generator's stalls under 20 ms, so its first steps are on time whatever
-    # the machine's load, and only its ceiling ends the search: a generator that cannot even
-    # deliver the start rate is an unmeasured capacity, not this test's subject.
+    # (a cap of 15 % reached about 30000/s, as close as the Observer's limit then). Only its
+    # ceiling may end the search: a generator that cannot even deliver the start rate is an
+    # unmeasured capacity, not this test's subject. So its first steps must pass whatever the
+    # machine's load: throttled, and scheduled late beside busy jobs, a generator can send a
+    # step's last lines 50 ms late, which is already 1 % short of a 4-second step. Short by
+    # 10 %, or late by a second, is what only its ceiling does (it then sends half the rate,
+    # seconds late). The throughput a step needs is lowered below that share, so that a
+    # generator short by 10 % is never taken for an Observer that wrote too little.
     variables = {
         "stress_profile": "capacity",
-        "stress_capacity": {"start_rate": 250, "warmup_s": 1, "step_s": 3, "max_latency_ms": 5000},
+        "stress_capacity": {"start_rate": 250, "warmup_s": 1, "step_s": 3, "max_latency_ms": 5000,
+                            "generator_min_ratio": 0.9, "generator_max_lateness_ms": 1000,
+                            "min_throughput_ratio": 0.85},
         "stress_limits": LENIENT_LIMITS,
-    }
+    }  # fmt: skip
     with local_root(tmp_path) as root:
         # Provisioned uncapped first: the Observer is not the generator's sibling in the cap.
         provisioned = subprocess.run(
@@ -170,10 +176,10 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
     assert last["breaches"][0]["criterion"] == "generator"
     # Held to 5 % of a core, the generator falls behind its schedule: it ends short of the
     # offered rate, or, when it caught up in bursts before the step ended, late (p99 over
-    # 100 ms). Either is the evidence of a generator-bound step; which one depends on how the
-    # cap's periods fall on a busy machine.
-    short = last["achieved_rate"] < 0.99 * last["rate"]
-    late = last["lateness_ms"]["p99"] > 100.0
+    # a second). Either is the evidence of a generator-bound step; which one depends on how
+    # the cap's periods fall on a busy machine.
+    short = last["achieved_rate"] < 0.9 * last["rate"]
+    late = last["lateness_ms"]["p99"] > 1000.0
     assert short or late, last
     assert result["generator_rate"] == last["achieved_rate"]
     # Not an Observer limit: nothing lost, and no Observer criterion named at that step.

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.qts.observer.plugins.module_utils import capacity
 from ansible_collections.qts.observer.plugins.module_utils.gate import judge_run, judge_step
 from ansible_collections.qts.observer.plugins.module_utils.profile import RUN_LIMITS
-from ansible_collections.qts.observer.plugins.modules.stress_plan import plan_run
+from ansible_collections.qts.observer.plugins.plugin_utils.plan import plan_run
 
 pytestmark = pytest.mark.unit
 

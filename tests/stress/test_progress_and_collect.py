@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.qts.observer.plugins.action.stress_collect import _unpack
-from ansible_collections.qts.observer.plugins.module_utils.artifacts import HOST_FILES
+from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
+    HOST_FILES,
+    make_private_folder,
+)
 from ansible_collections.qts.observer.plugins.module_utils.collect import collect, pack
 from ansible_collections.qts.observer.plugins.module_utils.progress import (
     level_progress,
@@ -186,3 +189,21 @@ def test_the_controller_unpacks_files_only_and_nothing_outside_the_host_folder(t
     with pytest.raises(tarfile.TarError, match="outside"):
         _unpack(str(hostile), str(folder))
     assert not (tmp_path / "escaped.log").exists()
+
+
+def test_the_work_folder_and_its_missing_parents_are_private_whatever_the_umask(tmp_path):
+    (tmp_path / "run").mkdir(mode=0o755)
+    folder = tmp_path / "run" / "stress" / "20261205T230028Z-b5d9"
+    previous = os.umask(0o022)
+    try:
+        make_private_folder(str(folder))
+        make_private_folder(str(folder))  # made already: nothing to do
+    finally:
+        os.umask(previous)
+    for made in (folder, folder.parent):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o700, made
+    # A parent that was there is left as it was.
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+    (tmp_path / "a_file").write_text("in the way")
+    with pytest.raises(OSError):
+        make_private_folder(str(tmp_path / "a_file" / "below"))
