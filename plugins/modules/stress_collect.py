@@ -18,9 +18,11 @@ description:
     fetch of them cannot fail its checksum, and they hold this run only.
   - Packs the copies and the levels' ledgers (O(ledgers)) into one gzipped tar, O(archive),
     so that the controller fetches one file per host, not one per file.
-  - The action plugin then fetches the archive (as M(ansible.builtin.fetch) does, with its
-    checksum and its privilege escalation) into O(local_dir) on the controller, unpacks it
+  - The action plugin then fetches the archive into O(local_dir) on the controller, unpacks it
     there (regular files only, by their names, no owner kept) and removes the fetched archive.
+    Without privilege escalation the connection fetches it and its SHA-1 is checked against
+    the one the module took when it wrote it; with privilege escalation
+    M(ansible.builtin.fetch)'s own action fetches it, as the become user.
   - A missing or unreadable file, or an archive that cannot be fetched or unpacked, is reported
     in RV(problems), never fatal (collecting data never decides the verdict).
 author:
@@ -110,13 +112,14 @@ files:
       lines: 1804
       bytes: 190012
 archive:
-  description: The archive written, its members (file names, in order) and size.
+  description: The archive written, its members (file names, in order), size and SHA-1.
   returned: when it could be written
   type: dict
   sample:
     path: /run/qts_observer/stress/r/collect.tar.gz
     members: [system_monitor.csv, observer.log, L1.sent.jsonl]
     bytes: 20480
+    checksum: 2aae6c35c94fcfb415dbe95f408b9ce91ee846ed
 unpacked:
   description: The files unpacked into O(local_dir) (empty when the archive could not be fetched or unpacked).
   returned: always

@@ -3,6 +3,7 @@ monitor and the Observer go on writing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -161,6 +162,8 @@ def test_the_copies_and_ledgers_are_packed_into_one_private_archive_by_name(tmp_
         "path": str(archive),
         "members": ["observer.log", "L1.sent.jsonl"],
         "bytes": archive.stat().st_size,
+        # What the action checks the fetched copy against (Ansible's checksum: SHA-1).
+        "checksum": hashlib.sha1(archive.read_bytes()).hexdigest(),
     }
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert not (tmp_path / "collect.tar.gz.partial").exists()
