@@ -12,7 +12,6 @@ from earlier runs stay on the host. Standard library only.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 from .artifacts import make_private_folder
 from .observer_interface import LogReader, epoch, resolved_reference
+from .provision_state import file_digest
 
 
 def _complete_lines(path: str) -> Iterator[bytes]:
@@ -156,9 +156,6 @@ def pack(paths: list[str], archive: str) -> dict:
             members.append(os.path.basename(path))
     os.chmod(partial, 0o600)
     os.replace(partial, archive)
-    digest = hashlib.sha1()  # noqa: S324 (the checksum Ansible's fetch compares, not a secret)
-    with open(archive, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
+    # SHA-1: the checksum Ansible's fetch compares (not a secret).
     return {"path": archive, "members": members, "bytes": os.path.getsize(archive),
-            "checksum": digest.hexdigest()}  # fmt: skip
+            "checksum": file_digest(archive, "sha1")}  # fmt: skip

@@ -46,9 +46,9 @@ _TYPES = {
 }
 
 
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file's content, read in blocks."""
-    digest = hashlib.sha256()
+def file_digest(path: str, algorithm: str = "sha256") -> str:
+    """The digest of a file's content, read in blocks (SHA-256 unless another is named)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -69,7 +69,7 @@ def describe_path(path: str) -> dict[str, Any]:
         "gid": info.st_gid,
     }
     if kind == "file":
-        described["sha256"] = file_sha256(path)
+        described["sha256"] = file_digest(path)
     elif kind == "link":
         described["target"] = os.readlink(path)
     return described

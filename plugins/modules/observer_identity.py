@@ -77,20 +77,17 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.qts.observer.plugins.module_utils.provision_state import file_digest
 
 CODE_PATTERN = "*.py"
 
 
 def _digest(path: str, algorithm: str) -> str | None:
     """The file's digest, or None when it cannot be read."""
-    digest = hashlib.new(algorithm)
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 16), b""):
-                digest.update(block)
+        return file_digest(path, algorithm)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def _regular_file(path: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.qts.observer.plugins.module_utils.provision_state import (
-    file_sha256,
+    file_digest,
     is_runtime,
 )
 
@@ -24,7 +24,7 @@ from ansible_collections.qts.observer.plugins.module_utils.provision_state impor
 def _tree_lines(root: str) -> Iterable[str]:
     """One line per file under root (or root itself): its path and SHA-256, in a stable order."""
     if os.path.isfile(root):
-        yield "%s %s" % (root, file_sha256(root))
+        yield "%s %s" % (root, file_digest(root))
         return
     if not os.path.isdir(root):
         yield "%s missing" % root
@@ -34,7 +34,7 @@ def _tree_lines(root: str) -> Iterable[str]:
         for name in sorted(files):
             if not is_runtime(name):
                 path = os.path.join(folder, name)
-                yield "%s %s" % (path, file_sha256(path) if os.path.isfile(path) else "not a file")
+                yield "%s %s" % (path, file_digest(path) if os.path.isfile(path) else "not a file")
 
 
 def inputs_digest(
