@@ -14,6 +14,7 @@ action (``stress_capacity``) runs its steps with the same ``LevelAction``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,10 @@ MEASURE_MODULE = "qts.observer.stress_measure"
 # After the load says it is done, how long its async job may take to write its result.
 COLLECT_TIMEOUT_S = 30.0
 COLLECT_POLL_S = 0.5
+# A poll due within the level's last half interval is made this long after the level's end
+# instead: the load has sent its last snapshot then (its last send is due before the end) and
+# its job has written its result, so that poll says "done" and the level is measured at once.
+END_POLL_DELAY_S = 1.0
 
 # The options of one level on a host, without its judgment (the actions add theirs).
 LEVEL_OPTIONS: dict[str, dict] = {
@@ -90,6 +95,26 @@ def progress_line(host: str, progress: dict) -> str:
         _figure(progress.get("memory_pct"), "%.1f"),
     )
     return line + " done" if progress.get("done") else line
+
+
+def until_next_poll(now: float, interval_s: float, start_at: float, level_end: float) -> float:
+    """Seconds until the next poll. Before the level, one interval (each poll says it waits);
+    during it, on the level's own clock (every interval after its start), except that a poll
+    due in its last half interval waits for its end: that line would only say the level is
+    nearly done, and the one after it would come up to an interval late. A level shorter than
+    an interval and a half is polled once, and every level is measured as soon as it ends."""
+    if now + interval_s < start_at or now >= level_end + END_POLL_DELAY_S:
+        due = now + interval_s
+    else:
+        due = start_at + interval_s * max(math.floor((now - start_at) / interval_s) + 1, 1)
+        if due >= level_end - interval_s / 2:
+            due = level_end + END_POLL_DELAY_S
+    return max(due - now, 0.0)
+
+
+def _wait_for_next_poll(args: dict) -> None:
+    level_end = args["start_at"] + args["duration_s"]
+    time.sleep(until_next_poll(time.time(), args["interval_s"], args["start_at"], level_end))
 
 
 def _job_reason(job: dict) -> str:
@@ -243,7 +268,7 @@ class LevelAction(ActionBase):
             # Before the agreed start the host has nothing to tell: the line is the same
             # without a module run to read it.
             display.display(progress_line(warnings.host, {"level": level, "rate": args["rate"]}))
-            time.sleep(args["interval_s"])
+            _wait_for_next_poll(args)
         while True:
             polled = self._poll(args, job, task_vars)
             progress, ended = polled["qts_stress_progress"], polled["job"]
@@ -263,7 +288,7 @@ class LevelAction(ActionBase):
                     {},
                     "level %s: the load ended without finishing: it did not end in time" % level,
                 )
-            time.sleep(args["interval_s"])
+            _wait_for_next_poll(args)
         load = self._collect(args, job, ended, task_vars) or progress.get("load") or {}
         if load.get("failed") and not load.get("failure"):
             # Not a crash of the Observer (that is a measured outcome): the load itself failed.

@@ -18,6 +18,9 @@ description:
     clock. The stress role measures the baseline over the set-up wait before the first level,
     and the recovery over the second half of the final cooldown.
   - Sustained CPU and memory are the highest mean over any rolling O(sustained_window_s).
+  - With O(pidfile), it also returns the PID the Observer's pidfile names at the window's end.
+    The stress role compares the recovery's with the PID at the run's start (a restart during
+    the run is a process failure), without another module run to read it.
 author:
   - QTS (@qts)
 options:
@@ -30,6 +33,10 @@ options:
   last_s:
     description: The last O(last_s) seconds up to now on the host's clock, instead of O(start) and O(end).
     type: float
+  pidfile:
+    description:
+      - The Observer's pidfile, read once the window is measured. Not read when omitted.
+    type: path
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
@@ -55,6 +62,12 @@ qts_stress_metrics:
     samples: 60
     cpu_pct: {"sustained": 3.1, "peak": 9.8}
     memory_pct: {"sustained": 40.2, "peak": 40.5}
+observer_pid:
+  description:
+    - The PID in O(pidfile) (0 when it holds no number).
+  returned: when O(pidfile) is given and could be read
+  type: int
+  sample: 4242
 """
 
 import time
@@ -71,6 +84,7 @@ def main() -> None:
             "last_s": {"type": "float"},
             "monitor_csv": {"type": "path", "required": True},
             "sustained_window_s": {"type": "float", "default": 10.0},
+            "pidfile": {"type": "path"},
         },
         required_one_of=[("start", "last_s")],
         required_together=[("start", "end")],
@@ -89,7 +103,28 @@ def main() -> None:
     if params["sustained_window_s"] <= 0:
         module.fail_json(msg="sustained_window_s must be greater than 0")
     figures = monitor_window(params["monitor_csv"], start, end, params["sustained_window_s"])
-    module.exit_json(changed=False, qts_stress_metrics=figures)
+    if params["pidfile"] is None:
+        module.exit_json(changed=False, qts_stress_metrics=figures)
+    try:
+        with open(params["pidfile"]) as handle:
+            observer_pid = _pid_of(handle.read())
+    except OSError:
+        # Unreadable (gone, or another user's): not an error of the window; the caller reads
+        # it another way and says what it found.
+        module.exit_json(changed=False, qts_stress_metrics=figures)
+    module.exit_json(changed=False, qts_stress_metrics=figures, observer_pid=observer_pid)
+
+
+def _pid_of(text: str) -> int:
+    """The number a pidfile holds, read as Jinja's int filter reads it (0 if none)."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return int(float(text))
+        except ValueError:
+            return 0
 
 
 if __name__ == "__main__":

@@ -158,7 +158,9 @@ class Charts:
         figure.subplots_adjust(left=0.8 / 10, right=1 - 0.75 / 10, bottom=0.55 / height,
                                top=1 - 0.35 / height)  # fmt: skip
         axes = figure.add_subplot()
-        axes.set_title(title, fontsize=10)
+        # Where matplotlib would put it (nothing sits above the axes), without it measuring
+        # every label of the chart to find out (0.1 CPU-s of the 1 a report's charts cost).
+        axes.set_title(title, fontsize=10, y=1.0)
         axes.grid(alpha=0.3)
         return figure, axes
 

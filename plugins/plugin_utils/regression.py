@@ -3,7 +3,7 @@
 """Regressions against a baseline run: each level's figures compared with the baseline's.
 
 A regression needs both: the per-second samples differ in the worse direction by a one-sided
-Mann-Whitney U test (scipy's; ``ALPHA``), and the change is at least the metric's minimum
+Mann-Whitney U test (``mann_whitney``, as scipy's; ``ALPHA``), and the change is at least the metric's minimum
 effect (p99 latency or the Observer's CPU up, throughput down, by 20 % and an absolute floor). Noise between
 two runs of the same configuration passes the first rarely and the second almost never;
 ``make bench-regression`` measures the false alarm rate. Runs on the controller.
@@ -20,6 +20,7 @@ from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
     PASS,
     verdict_of,
 )
+from ansible_collections.qts.observer.plugins.plugin_utils import mann_whitney
 from ansible_collections.qts.observer.plugins.plugin_utils.history import (
     comparable_runs,
     host_run,
@@ -37,13 +38,6 @@ METRICS: dict[str, tuple[str, str, str, float, float]] = {
     # The Observer's own CPU (percent of one core): the machine's moves with its neighbours.
     "observer_cpu_pct": ("observer_cpu_pct", "observer_cpu_pct", "up", 0.20, 5.0),
 }
-
-
-def _mann_whitney(current: list[float], baseline: list[float], worse: str) -> float:
-    from scipy.stats import mannwhitneyu  # noqa: PLC0415 (only where a baseline exists)
-
-    alternative = "greater" if worse == "up" else "less"
-    return float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
 
 
 def _check(
@@ -68,11 +62,9 @@ def _check(
         return dict(check, verdict=NOT_MEASURED,
                     message="%s: fewer than %d per-second samples (%d now, %d in the baseline)"
                     % (metric, MIN_SAMPLES, len(now_samples), len(then_samples)))  # fmt: skip
-    try:
-        p_value = _mann_whitney(now_samples, then_samples, worse)
-    except ImportError:
-        return dict(check, verdict=NOT_MEASURED,
-                    message="the regression test needs scipy on the controller")  # fmt: skip
+    p_value = mann_whitney.p_value(
+        now_samples, then_samples, "greater" if worse == "up" else "less"
+    )
     change = check["current"] - check["baseline"]
     worse_by = change if worse == "up" else -change
     ratio = worse_by / abs(check["baseline"]) if check["baseline"] else float("inf")

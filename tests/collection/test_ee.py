@@ -42,7 +42,7 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(
     ("definition", "extra_python"),
-    [("execution-environment.yml", []), ("execution-environment-reports.yml", ["matplotlib", "scipy"])],
+    [("execution-environment.yml", []), ("execution-environment-reports.yml", ["matplotlib"])],
 )  # fmt: skip
 def test_ansible_builder_creates_the_build_context(work, tmp_path, definition, extra_python):
     context = tmp_path / "context"

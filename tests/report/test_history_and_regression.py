@@ -252,3 +252,32 @@ def test_the_page_says_what_it_could_not_draw(tmp_path):
     missing = re.findall(r'data-chart="(\w+)"><p class="missing">[^<]*no data: not measured', page)
     assert drawn == ["throughput", "latency", "spectrum"]
     assert missing == ["cpu", "memory", "depth"]
+
+
+def test_the_mann_whitney_test_gives_scipys_p_values():
+    """Exact and normal-approximation paths, ties, equal samples, both directions."""
+    from ansible_collections.qts.observer.plugins.plugin_utils import mann_whitney
+    from scipy.stats import mannwhitneyu
+
+    draw = random.Random(20)
+    compared = 0
+    for _ in range(3000):
+        sizes = draw.randint(1, 24), draw.randint(1, 24)
+        kind = draw.random()
+        if kind < 0.3:  # ties: always the normal approximation
+            current, baseline = ([float(draw.randint(0, 5)) for _ in range(n)] for n in sizes)
+        elif kind < 0.4:  # every value equal: no variance left
+            current, baseline = [5.0] * sizes[0], [5.0] * sizes[1]
+        else:  # no ties: exact when a side has 8 or fewer
+            current = [draw.gauss(0.0, 1.0) for _ in range(sizes[0])]
+            baseline = [draw.gauss(0.4, 1.0) for _ in range(sizes[1])]
+        for alternative in ("greater", "less"):
+            expected = float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
+            got = mann_whitney.p_value(current, baseline, alternative)
+            assert got == pytest.approx(expected, abs=1e-12), (current, baseline, alternative)
+            compared += 1
+    assert compared == 6000
+    with pytest.raises(ValueError, match="alternative"):
+        mann_whitney.p_value([1.0], [2.0], "two-sided")
+    with pytest.raises(ValueError, match="at least one value"):
+        mann_whitney.p_value([], [2.0], "less")

@@ -210,3 +210,36 @@ def test_the_work_folder_and_its_missing_parents_are_private_whatever_the_umask(
     (tmp_path / "a_file").write_text("in the way")
     with pytest.raises(OSError):
         make_private_folder(str(tmp_path / "a_file" / "below"))
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (-20.0, 5.0),  # long before the start: one interval, the host says it waits
+        (-3.0, 8.0),  # within an interval of the start: the first poll an interval into it
+        (0.3, 4.7),  # on the level's own clock: at 5.0 ...
+        (90.4, 4.6),  # ... at 95.0, not 95.4
+        (95.3, 5.7),  # the tick at 100.0 is in the last half interval: the end's poll, at 101.0
+        (97.6, 3.4),  # a late poll: the same
+        (101.2, 5.0),  # the end's poll said not done: one interval again
+    ],
+)  # fmt: skip
+def test_polls_keep_the_level_clock_and_wait_for_its_end(now, expected):
+    from ansible_collections.qts.observer.plugins.action.stress_level import until_next_poll
+
+    assert until_next_poll(now, 5.0, start_at=0.0, level_end=100.0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("lead_s", [0.5, 2.0, 4.9])
+def test_a_level_shorter_than_an_interval_and_a_half_is_polled_once_after_its_end(lead_s):
+    """A level of 5 s (or 7 s) polled every 5 s: once, a second after its end, wherever
+    the agreed start falls within the interval."""
+    from ansible_collections.qts.observer.plugins.action.stress_level import (
+        END_POLL_DELAY_S,
+        until_next_poll,
+    )
+
+    for duration in (5.0, 7.0):
+        called, start_at = 1000.0, 1000.0 + lead_s
+        polled_at = called + until_next_poll(called, 5.0, start_at, start_at + duration)
+        assert polled_at == pytest.approx(start_at + duration + END_POLL_DELAY_S)
