@@ -185,6 +185,10 @@ class LevelAction(ActionBase):
 
     def run_level(self, args: dict, task_vars: dict) -> LevelRun:
         """Run one level (``args``: the LEVEL_OPTIONS) on the host, to its measure."""
+        if args["interval_s"] <= 0:
+            raise AnsibleActionFail(
+                "interval_s must be greater than 0, not %s" % args["interval_s"]
+            )
         job = self._start_load(args, task_vars)
         warnings = Warnings(task_vars.get("inventory_hostname", "?"))
         load, failure = self._follow(args, job, warnings, task_vars)

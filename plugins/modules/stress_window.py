@@ -106,11 +106,11 @@ def main() -> None:
     if params["pidfile"] is None:
         module.exit_json(changed=False, qts_stress_metrics=figures)
     try:
-        with open(params["pidfile"]) as handle:
+        with open(params["pidfile"], encoding="ascii") as handle:
             observer_pid = _pid_of(handle.read())
-    except OSError:
-        # Unreadable (gone, or another user's): not an error of the window; the caller reads
-        # it another way and says what it found.
+    except (OSError, UnicodeDecodeError):
+        # Unreadable (gone, another user's, not text): not an error of the window; the caller
+        # reads it another way and says what it found.
         module.exit_json(changed=False, qts_stress_metrics=figures)
     module.exit_json(changed=False, qts_stress_metrics=figures, observer_pid=observer_pid)
 

@@ -95,3 +95,32 @@ def test_reconcile_counts_what_was_written_and_names_a_missing_ledger(
     assert (counted["sent"], counted["written"], counted["missing"]) == (3, 2, 1)
     assert tried["missing ledger"]["failed"] is True
     assert "cannot read %s" % (tmp_path / "L9.sent.jsonl") in tried["missing ledger"]["msg"]
+
+
+def test_the_window_reads_the_observers_pid_when_asked(playbook, tmp_path: Path) -> None:
+    """The recovery's window gives the PID after the last level (the run-wide gate compares it
+    with the PID at the start); a pidfile that cannot be read leaves it out, not the figures."""
+    csv = tmp_path / "system_monitor.csv"
+    _monitor_csv(csv, time.time(), {2: 10.0, 1: 12.0})
+    pidfiles = {"a PID": "4242\n", "no number": "starting\n", "not text": b"\xff\xfe"}
+    for name, content in pidfiles.items():
+        path = tmp_path / name.replace(" ", "_")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    window = {"last_s": 30, "monitor_csv": str(csv)}
+    cases = {
+        name: dict(window, pidfile=str(tmp_path / name.replace(" ", "_"))) for name in pidfiles
+    }
+    cases["gone"] = dict(window, pidfile=str(tmp_path / "absent.pid"))
+    cases["not asked"] = window
+    proc, tried = playbook.each_case("qts.observer.stress_window", cases)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name, outcome in tried.items():
+        assert outcome.get("failed") is not True, (name, outcome)
+        assert outcome["qts_stress_metrics"]["samples"] == 2, name
+    assert tried["a PID"]["observer_pid"] == 4242
+    assert tried["no number"]["observer_pid"] == 0  # as the int filter read the slurped file
+    for name in ("not text", "gone", "not asked"):
+        assert "observer_pid" not in tried[name], name
