@@ -101,29 +101,39 @@ def test_an_observer_paced_at_2000_per_s_is_found_within_10_pct_limited_by_throu
 
 
 @contextlib.contextmanager
-def generator_capped(quota_us: int, period_us: int) -> Iterator[None]:
-    """Every load generator process (the snapshot_load module) moved, as soon as it starts,
-    into a cgroup allowed ``quota_us`` of CPU time each ``period_us``; the Observer and Ansible
-    run uncapped."""
+def generator_capped(remote_tmp: Path, quota_us: int, period_us: int) -> Iterator[list[int]]:
+    """This run's load generator (the snapshot_load module run from ``remote_tmp``) moved, as
+    soon as it starts, into a cgroup allowed ``quota_us`` of CPU time each ``period_us``; the
+    Observer and Ansible run uncapped, and so does every other run's generator: the tests
+    beside this one in `make test` run theirs at the same time, and capping them would both
+    starve this one and fail theirs. Yields the PIDs moved, as they are moved."""
     group = CPU_CGROUP / ("qts_capped_generator_%d" % os.getpid())
     group.mkdir()
     (group / "cpu.cfs_period_us").write_text(str(period_us))
     (group / "cpu.cfs_quota_us").write_text(str(quota_us))
     stop = threading.Event()
+    moved: list[int] = []
+
+    def ours(argv: list[bytes]) -> bool:
+        # The module itself: `python <remote_tmp>/ansible-tmp-*/AnsiballZ_snapshot_load.py`
+        # (its async wrapper names it later in its own command line, and only waits).
+        module = Path(os.fsdecode(argv[1])) if len(argv) > 1 else Path()
+        return module.name == "AnsiballZ_snapshot_load.py" and remote_tmp in module.parents
 
     def move() -> None:
         while not stop.wait(0.02):
             for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
+                if not proc.name.isdigit() or int(proc.name) in moved:
                     continue
                 with contextlib.suppress(OSError):
-                    if b"AnsiballZ_snapshot_load" in (proc / "cmdline").read_bytes():
+                    if ours((proc / "cmdline").read_bytes().split(b"\0")):
                         (group / "cgroup.procs").write_text(proc.name)
+                        moved.append(int(proc.name))
 
     mover = threading.Thread(target=move, daemon=True)
     mover.start()
     try:
-        yield
+        yield moved
     finally:
         stop.set()
         mover.join()
@@ -148,12 +158,15 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
     # 10 %, or late by a second, is what only its ceiling does (it then sends half the rate,
     # seconds late). The throughput a step needs is lowered below that share, so that a
     # generator short by 10 % is never taken for an Observer that wrote too little.
+    remote_tmp = tmp_path / "ansible-tmp"
     variables = {
         "stress_profile": "capacity",
         "stress_capacity": {"start_rate": 250, "warmup_s": 1, "step_s": 3, "max_latency_ms": 5000,
                             "generator_min_ratio": 0.9, "generator_max_lateness_ms": 1000,
                             "min_throughput_ratio": 0.85},
         "stress_limits": LENIENT_LIMITS,
+        # This run's modules in a folder of its own: the cap finds its generator there.
+        "ansible_remote_tmp": str(remote_tmp),
     }  # fmt: skip
     with local_root(tmp_path) as root:
         # Provisioned uncapped first: the Observer is not the generator's sibling in the cap.
@@ -164,10 +177,14 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
             timeout=600, check=False,
         )  # fmt: skip
         assert provisioned.returncode == 0, provisioned.stdout[-3000:]
-        with generator_capped(quota_us=1000, period_us=20000):
+        with generator_capped(remote_tmp, quota_us=1000, period_us=20000) as capped:
             run, report, _unused = capacity_run(
                 tmp_path, root, variables, "--skip-tags", "provision"
             )
+    # Every step's generator was capped (and the preparation's check that the Observer runs,
+    # a run of the same module in check mode).
+    steps = report["hosts"]["localhost"]["capacity"]["result"]["curve"]
+    assert len(capped) >= len(steps), (capped, steps)
     result = report["hosts"]["localhost"]["capacity"]["result"]
     assert result["ending"] == "generator", run.stdout[-3000:]
     assert result["limited_by"] == "generator"

@@ -54,8 +54,10 @@ def test_stdin_from_the_pipe_outlives_every_producer(tmp_path):
         tmp_path, "--stdin-fifo", str(fifo), "--output", str(log), "--pidfile", str(pidfile)
     )
     try:
-        # The PID written is the command's own (exec): what the service manager sees.
-        wait_for(lambda: log.exists() and "pid" in log.read_text())
+        # The PID written is the command's own (exec): what the service manager sees. Wait
+        # for the whole line: with PYTHONUNBUFFERED set, print writes "pid", " ", the number
+        # and the newline one by one, and a read can fall between them.
+        wait_for(lambda: log.exists() and log.read_text().endswith("\n"))
         own = int(log.read_text().split()[1])
         assert own == proc.pid == int(pidfile.read_text())
         for level in range(3):  # three producers, one after the other, each closing the pipe
