@@ -16,7 +16,7 @@ RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-regression smoke capacity history merge ee-image ee-smoke report clean
+.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-burst bench-regression smoke capacity history merge ee-image ee-smoke report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -120,6 +120,9 @@ bench-regression: venv collection ## BENCH_RUNS (20) short runs, each compared w
 
 bench-capacity: venv collection ## The reference Observer's capacity on this machine, what limited it, the curve
 	$(BIN)/python benchmarks/bench_capacity.py
+
+bench-burst: venv collection ## Bursts of 100 to 100,000 within 10 ms into the reference Observer, then examples/trading-day.yml
+	$(BIN)/python benchmarks/bench_burst.py
 
 clean: ## Remove the venv and build output
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

@@ -25,7 +25,7 @@ from ansible_collections.qts.observer.plugins.module_utils import capacity
 # A step's own options, planned by the search; the rest are the level's.
 _PER_STEP = {
     "level", "rate", "duration_s", "warmup_s", "start_at", "run_id_prefix", "ledger",
-    "progress_file", "sustained_window_s", "timeout_s",
+    "progress_file", "sustained_window_s", "timeout_s", "shape", "follow_records",
 }  # fmt: skip
 ARGUMENT_SPEC: dict[str, dict] = {
     **{name: spec for name, spec in LEVEL_OPTIONS.items() if name not in _PER_STEP},
@@ -125,4 +125,8 @@ class ActionModule(LevelAction):
             sustained_window_s=step["step_s"],
             settle_s=max(args["settle_s"], STEP_SETTLE_S),
             timeout_s=step_timeout_s(step),
+            shape=None,
+            # A step's freshness is not judged; its follower would take CPU from the
+            # generator and the Observer the search measures.
+            follow_records=False,
         )

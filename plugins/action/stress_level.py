@@ -40,6 +40,8 @@ COLLECT_POLL_S = 0.5
 # instead: the load has sent its last snapshot then (its last send is due before the end) and
 # its job has written its result, so that poll says "done" and the level is measured at once.
 END_POLL_DELAY_S = 1.0
+# While the load waits for the level's last records to be visible, polls come this often.
+DRAIN_POLL_S = 1.0
 
 # The options of one level on a host, without its judgment (the actions add theirs).
 LEVEL_OPTIONS: dict[str, dict] = {
@@ -65,6 +67,9 @@ LEVEL_OPTIONS: dict[str, dict] = {
     "limits": {"type": "dict", "default": {}},
     "interval_s": {"type": "float", "default": 5.0},
     "timeout_s": {"type": "float", "required": True},
+    "shape": {"type": "dict"},
+    # Follow the records files while the level runs: when each record became visible.
+    "follow_records": {"type": "bool", "default": True},
 }
 
 
@@ -94,7 +99,9 @@ def progress_line(host: str, progress: dict) -> str:
         _figure(progress.get("cpu_pct"), "%.1f"),
         _figure(progress.get("memory_pct"), "%.1f"),
     )
-    return line + " done" if progress.get("done") else line
+    if progress.get("done"):
+        return line + " done"
+    return line + " draining" if progress.get("draining") else line
 
 
 def until_next_poll(now: float, interval_s: float, start_at: float, level_end: float) -> float:
@@ -217,7 +224,14 @@ class LevelAction(ActionBase):
             "start_at": args["start_at"],
             "ledger": args["ledger"],
             "progress_file": args["progress_file"],
+            "shape": args["shape"],
         }
+        if args["follow_records"]:
+            load_args.update(
+                output_dir=args["output_dir"],
+                record_files=(args["interface"] or {}).get("record_files"),
+                settle_s=args["settle_s"],
+            )
         # The async wrapper takes its time limit from the task; this task is not async itself.
         self._task.async_val = int(args["timeout_s"])
         try:
@@ -292,6 +306,11 @@ class LevelAction(ActionBase):
                     {},
                     "level %s: the load ended without finishing: it did not end in time" % level,
                 )
+            if progress.get("draining"):
+                # Everything is sent and the last records are awaited: they come within the
+                # Observer's flush, not an interval later.
+                time.sleep(DRAIN_POLL_S)
+                continue
             _wait_for_next_poll(args)
         load = self._collect(args, job, ended, task_vars) or progress.get("load") or {}
         if load.get("failed") and not load.get("failure"):
@@ -358,13 +377,21 @@ class ActionModule(LevelAction):
         if ran.failure:
             result.update(failed=True, msg=ran.failure, load=ran.load)
             return result
+        load = ran.load
         metrics = dict(
             ran.measured,
             # The generator's own lateness is reported beside the Observer's latency, never
-            # mixed in.
-            send_lateness_ms=ran.load.get("lateness_ms") or {},
-            achieved_rate=ran.load.get("achieved_rate") or 0.0,
-            observer_pid=ran.load.get("observer_pid"),
+            # mixed in; with the shape it delivered, it tells whether the level was the one
+            # meant (gate.generator_bound).
+            send_lateness_ms=load.get("lateness_ms") or {},
+            achieved_rate=load.get("achieved_rate") or 0.0,
+            observer_pid=load.get("observer_pid"),
+            shape=args["shape"] or {"type": "constant"},
+            delivery=load.get("delivery") or {},
+            freshness=load.get("freshness"),
+            blocked_s=load.get("blocked_s", 0.0),
+            sending_s=round(load.get("finished_at", 0.0) - load.get("started_at", 0.0), 3),
+            duration_s=args["duration_s"],
         )
         try:
             level, line = judged_level(args["level"], metrics, args["thresholds"], args["limits"])

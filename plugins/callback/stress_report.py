@@ -99,8 +99,20 @@ def level_line(host: str, level: Mapping[str, Any]) -> str:
         "latency p50/p95/p99/max %s ms (from %s)"
         % (_percentiles(level.get("latency_ms")), level.get("latency_source") or "nowhere"),
         "end-to-end %s ms" % _percentiles(level.get("e2e_latency_ms")),
+        "visible %s ms (%s of %s records seen, drained %s ms after the last send)"
+        % (
+            _percentiles(dig(level, "freshness", "visibility_ms")),
+            fmt(dig(level, "freshness", "visible"), "%d"),
+            fmt(dig(level, "freshness", "sent"), "%d"),
+            fmt(dig(level, "freshness", "drain_ms"), "%.0f"),
+        ),
         "send lateness %s ms, achieved %s/s"
         % (_percentiles(level.get("send_lateness_ms")), fmt(level.get("achieved_rate"), "%.2f")),
+        "offered/delivered peak per 10 ms %s/%s"
+        % (
+            fmt(dig(level, "delivery", "offered", "10ms", "peak"), "%d"),
+            fmt(dig(level, "delivery", "delivered", "10ms", "peak"), "%d"),
+        ),
         "CPU %s %% (peak %s), Observer %s %% of the machine"
         % (
             fmt(dig(level, "cpu_pct", "sustained"), "%.1f"),

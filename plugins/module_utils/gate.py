@@ -51,16 +51,93 @@ def observer_share(metrics: dict, resource: str) -> str:
     return "the Observer itself: %.1f %% of the machine, RSS %.1f MB" % (100.0 * rss / total, rss)
 
 
+# A delay spent waiting on a full pipe for at least this share is the Observer's back-pressure,
+# not the generator's limit.
+BACKPRESSURE_SHARE = 0.5
+# What a level whose shape the generator did not deliver is not judged on: the Observer's
+# performance under a load it was not offered. Integrity, contract and errors still are.
+PERFORMANCE_CRITERIA = ("min_throughput", "max_latency_ms", "max_visibility_ms", "max_cpu_pct",
+                        "max_memory_pct")  # fmt: skip
+
+
+def generator_bound(metrics: dict, limits: dict) -> str:
+    """Why the load generator did not deliver the level's shape, or "" when it did: sent later
+    than its bounds (``limits``), without the Observer's full pipe to account for the delay."""
+    limits = {**RUN_LIMITS, **(limits or {})}
+    delivery = metrics.get("delivery") or {}
+    for burst in delivery.get("bursts") or []:
+        overrun = burst["delivered_ms"] - delivery.get("burst_window_ms", 0.0)
+        if (
+            overrun > limits["generator_max_burst_overrun_ms"]
+            and burst["blocked_ms"] < BACKPRESSURE_SHARE * overrun
+        ):
+            return (
+                "the load generator could not deliver burst %d: %d snapshots due within %g ms "
+                "took %.1f ms to send (bound: %g ms past the window), only %.1f ms of it waiting "
+                "on the pipe"
+                % (burst["burst"], burst["size"], delivery.get("burst_window_ms", 0.0),
+                   burst["delivered_ms"], limits["generator_max_burst_overrun_ms"],
+                   burst["blocked_ms"])
+            )  # fmt: skip
+    lateness = (metrics.get("send_lateness_ms") or {}).get("p99", 0.0)
+    if lateness <= limits["generator_max_lateness_ms"]:
+        return ""
+    # How far behind its schedule the generator ended, and how much of that it spent waiting
+    # for room in the pipe: a generator held back by a slow reader waits about all of it.
+    lag = max(metrics.get("sending_s", 0.0) - metrics.get("duration_s", 0.0), lateness / 1000.0)
+    blocked = metrics.get("blocked_s", 0.0)
+    if blocked >= BACKPRESSURE_SHARE * lag:
+        return ""
+    return (
+        "the load generator could not keep its schedule: send lateness p99 %.1f ms (bound %g ms),"
+        " %.2f s behind, only %.2f s of it waiting on the pipe"
+        % (lateness, limits["generator_max_lateness_ms"], lag, blocked)
+    )
+
+
+def visibility_p99(metrics: dict) -> float | None:
+    """The p99 of when the level's records became visible, or None when not followed."""
+    return ((metrics.get("freshness") or {}).get("visibility_ms") or {}).get("p99")
+
+
+def judged_latency(metrics: dict) -> tuple[float | None, str]:
+    """The p99 a level's latency limit is judged on, and what it is: the Observer's own
+    processing latency; where it reports none, when its records became visible (an upper
+    bound of its receipt-to-dispatch time, labelled as such)."""
+    p99 = (metrics.get("latency_ms") or {}).get("p99")
+    if p99 is not None:
+        return p99, "processing latency"
+    visible = visibility_p99(metrics)
+    if visible is not None:
+        return visible, "visibility latency (the Observer reports none of its own; an upper bound)"
+    return None, ""
+
+
+def freshness_flags(metrics: dict) -> list[str]:
+    """What the Observer says of itself that its records contradict: a processing latency
+    above the time its records took to become visible from their intended send."""
+    own = (metrics.get("latency_ms") or {}).get("p99")
+    visible = visibility_p99(metrics)
+    if own is None or visible is None or own <= visible:
+        return []
+    return [
+        "the Observer's own p99 processing latency %.3f ms is above the p99 visibility latency "
+        "of its records, %.3f ms: it reports more than it takes" % (own, visible)
+    ]
+
+
 def level_unmeasured(metrics: dict) -> list[dict]:
     """What one level could not measure, each with the reason."""
     if metrics.get("failure"):
         return []  # a crash is a FAIL whatever else is missing
     missing = []
+    if metrics.get("generator_bound"):
+        missing.append(_unmeasured("delivery", metrics["generator_bound"]))
     if not metrics.get("sent"):
         missing.append(_unmeasured("load", "no snapshot was sent during the level"))
     elif not metrics.get("written"):
         missing.append(_unmeasured("latency", "no record of the level was written"))
-    elif metrics.get("latency_ms") is None:
+    elif judged_latency(metrics)[0] is None:
         missing.append(
             _unmeasured(
                 "latency",
@@ -76,6 +153,32 @@ def level_unmeasured(metrics: dict) -> list[dict]:
             )
         )
     return missing
+
+
+def _latency_breaches(metrics: dict, thresholds: dict) -> list[dict]:
+    """The level's latency limit (on the Observer's own latency, else on visibility) and its
+    visibility limit, when it has one."""
+    breaches = []
+    p99, kind = judged_latency(metrics)
+    if metrics.get("written") and p99 is not None and p99 >= thresholds["max_latency_ms"]:
+        breaches.append(
+            _breach(
+                "max_latency_ms",
+                p99,
+                thresholds["max_latency_ms"],
+                "p99 %s %.3f ms not under %g ms" % (kind, p99, thresholds["max_latency_ms"]),
+            )
+        )
+    visible = visibility_p99(metrics)
+    limit = thresholds.get("max_visibility_ms")
+    if limit is not None and visible is not None and visible >= limit:
+        breaches.append(
+            _breach(
+                "max_visibility_ms", visible, limit,
+                "p99 visibility latency %.3f ms not under %g ms" % (visible, limit),
+            )
+        )  # fmt: skip
+    return breaches
 
 
 def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> list[dict]:
@@ -99,17 +202,7 @@ def judge_level(metrics: dict, thresholds: dict, limits: dict | None = None) -> 
                 % (throughput, thresholds["min_throughput"]),
             )
         )
-    p99 = (metrics.get("latency_ms") or {}).get("p99")
-    if metrics.get("written") and p99 is not None and p99 >= thresholds["max_latency_ms"]:
-        breaches.append(
-            _breach(
-                "max_latency_ms",
-                p99,
-                thresholds["max_latency_ms"],
-                "p99 processing latency %.3f ms not under %g ms"
-                % (p99, thresholds["max_latency_ms"]),
-            )
-        )
+    breaches += _latency_breaches(metrics, thresholds)
     if metrics.get("samples", 0) >= MIN_SAMPLES:
         for key, name, limit_key, resource in (
             ("cpu_pct", "CPU", "max_cpu_pct", "cpu"),
@@ -204,11 +297,17 @@ def judged_level(
     absent = [key for key in THRESHOLD_KEYS if key not in thresholds]
     if absent:
         raise GateInputError("thresholds lack %s" % ", ".join(absent))
+    metrics = dict(metrics, generator_bound=generator_bound(metrics, limits or {}))
     breaches = judge_level(metrics, thresholds, limits)
+    if metrics["generator_bound"]:
+        breaches = [b for b in breaches if b["criterion"] not in PERFORMANCE_CRITERIA]
     unmeasured = level_unmeasured(metrics)
     verdict = verdict_of(bool(breaches), bool(unmeasured))
+    flags = freshness_flags(metrics)
     judged = dict(
         metrics,
+        latency_judged_on=judged_latency(metrics)[1] or None,
+        flags=flags,
         level=level,
         thresholds=thresholds,
         breaches=breaches,
@@ -217,6 +316,7 @@ def judged_level(
     )
     texts = [b["message"] for b in breaches]
     texts += ["NOT MEASURED %s: %s" % (u["criterion"], u["reason"]) for u in unmeasured]
+    texts += ["flagged: %s" % flag for flag in flags]
     line = "level %s (%g/s) %s%s" % (
         level,
         metrics["rate"],
@@ -333,9 +433,20 @@ def _stability(levels: list[dict], planned: int, start_pid, end_pid) -> dict:
     return _criterion("stability", ok, evidence)
 
 
-def _scaling(levels: list[dict], limits: dict) -> dict:
+def _delivered(levels: list[dict]) -> tuple[list[dict], str]:
+    """The levels whose shape the generator delivered, and the note naming the others (their
+    Observer figures are not measured)."""
+    bound = [lv for lv in levels if lv.get("generator_bound")]
+    note = "; not measured at %s (the load generator did not deliver the level)" % ", ".join(
+        "%g/s" % lv["rate"] for lv in bound
+    )
+    return [lv for lv in levels if not lv.get("generator_bound")], note if bound else ""
+
+
+def _scaling(all_levels: list[dict], limits: dict) -> dict:
+    levels, note = _delivered(all_levels)
     if not any(lv.get("sent") for lv in levels):
-        return _criterion("scaling", NOT_MEASURED, "no level offered any load")
+        return _criterion("scaling", NOT_MEASURED, "no level offered any load" + note)
     ratios = [lv["throughput"] / lv["rate"] for lv in levels if lv.get("sent")]
     rising = all(
         b["throughput"] >= a["throughput"]
@@ -344,21 +455,23 @@ def _scaling(levels: list[dict], limits: dict) -> dict:
     )
     return _criterion(
         "scaling",
-        min(ratios) >= limits["scaling_min_ratio"] and rising,
+        verdict_of(min(ratios) < limits["scaling_min_ratio"] or not rising, bool(note)),
         _levels_text(
             levels,
             lambda lv: "%.3f/s (%.0f %%)" % (lv["throughput"], 100 * lv["throughput"] / lv["rate"]),
-        ),
+        )
+        + note,
         round(min(ratios), 4),
         limits["scaling_min_ratio"],
     )
 
 
-def _resources(levels: list[dict], limits: dict) -> dict:
+def _resources(all_levels: list[dict], limits: dict) -> dict:
+    levels, note = _delivered(all_levels)
     measured = [lv for lv in levels if lv.get("samples", 0) >= MIN_SAMPLES]
     unmeasured = [lv for lv in levels if lv.get("samples", 0) < MIN_SAMPLES]
     if not measured:
-        return _criterion("resources", NOT_MEASURED, "no level has monitor samples")
+        return _criterion("resources", NOT_MEASURED, "no level has monitor samples" + note)
     cpu_level = max(measured, key=lambda lv: lv["cpu_pct"]["sustained"])
     mem_level = max(measured, key=lambda lv: lv["memory_pct"]["sustained"])
     peak_cpu, peak_mem = cpu_level["cpu_pct"]["sustained"], mem_level["memory_pct"]["sustained"]
@@ -382,8 +495,8 @@ def _resources(levels: list[dict], limits: dict) -> dict:
         evidence += "; not measured at %s" % ", ".join("%g/s" % lv["rate"] for lv in unmeasured)
     return _criterion(
         "resources",
-        verdict_of(failed, bool(unmeasured)),
-        evidence,
+        verdict_of(failed, bool(unmeasured) or bool(note)),
+        evidence + note,
         {"cpu_pct": peak_cpu, "memory_pct": peak_mem},
         {"cpu_pct": limits["max_cpu_pct"], "memory_pct": limits["max_memory_pct"]},
     )
@@ -419,13 +532,24 @@ def _integrity(levels: list[dict]) -> dict:
     )
 
 
+def _degradation_latency(level: dict) -> tuple[dict | None, bool]:
+    """The latency a level's degradation is judged on, and whether it is its visibility (the
+    Observer reports none of its own)."""
+    if level.get("latency_ms"):
+        return level["latency_ms"], False
+    visible = (level.get("freshness") or {}).get("visibility_ms")
+    return (visible, True) if visible else (None, False)
+
+
 def collapse_signs(level: dict, before: dict | None, limits: dict) -> list[str]:
     """Why a level, or a capacity step, collapsed rather than degraded (the spec's catastrophic
     degradation), each sign a phrase; none is a graceful degradation. ``before`` is the level
     under it, for the growth of its p99."""
     signs = []
-    latency = level.get("latency_ms")
-    if latency and latency["max"] > limits["fail_latency_ms"]:
+    latency, visible = _degradation_latency(level)
+    # The absolute limit is a processing latency's: a visibility latency holds the Observer's
+    # flush interval by design. Its growth from level to level still tells a collapse.
+    if latency and not visible and latency["max"] > limits["fail_latency_ms"]:
         signs.append(
             "%g/s: max latency %.1f ms over %g ms"
             % (level["rate"], latency["max"], limits["fail_latency_ms"])
@@ -435,7 +559,7 @@ def collapse_signs(level: dict, before: dict | None, limits: dict) -> list[str]:
             "%g/s: throughput %.3f/s under %g %% of the offered rate"
             % (level["rate"], level["throughput"], 100 * limits["collapse_throughput_ratio"])
         )
-    earlier = (before or {}).get("latency_ms")
+    earlier = _degradation_latency(before)[0] if before else None
     if latency and earlier:
         p99, floor = latency["p99"], max(earlier["p99"], 1e-3)
         if (
@@ -446,16 +570,18 @@ def collapse_signs(level: dict, before: dict | None, limits: dict) -> list[str]:
     return signs
 
 
-def _graceful_degradation(levels: list[dict], limits: dict) -> dict:
-    judged = [lv for lv in _with_records(levels) if lv.get("latency_ms") is not None]
+def _graceful_degradation(all_levels: list[dict], limits: dict) -> dict:
+    levels, note = _delivered(all_levels)
+    judged = [lv for lv in _with_records(levels) if _degradation_latency(lv)[0] is not None]
     if not judged:
         return _criterion(
             "graceful_degradation",
             NOT_MEASURED,
-            "no level wrote any record"
-            if not _with_records(levels)
-            else "this Observer records no processing latency, in its records or its log",
-        )
+            ("no level wrote any record"
+             if not _with_records(levels)
+             else "this Observer records no processing latency, in its records or its log")
+            + note,
+        )  # fmt: skip
     collapses = [
         sign
         for previous, level in zip([None, *judged], judged)
@@ -463,10 +589,13 @@ def _graceful_degradation(levels: list[dict], limits: dict) -> dict:
     ]
     return _criterion(
         "graceful_degradation",
-        not collapses,
-        "; ".join(collapses)
-        or _levels_text(judged, lambda lv: "p99 %.1f ms" % lv["latency_ms"]["p99"]),
-    )
+        verdict_of(bool(collapses), bool(note)),
+        ("; ".join(collapses)
+         or _levels_text(judged, lambda lv: "%sp99 %.1f ms" % (
+             "visibility " if _degradation_latency(lv)[1] else "",
+             _degradation_latency(lv)[0]["p99"])))
+        + note,
+    )  # fmt: skip
 
 
 def _recovery(baseline: dict | None, recovery: dict | None, limits: dict) -> dict:

@@ -2,14 +2,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Open-loop injection of snapshots into the running Observer's input pipe.
 
-Send times follow the schedule ``t0 + n / rate`` whatever the Observer does: a slow Observer
-makes the sender late (measured and reported), never makes it skip or slow down. Every line is
+Send times follow the level's schedule (``t0 + n / rate``, or its shape's, ``shapes.py``)
+whatever the Observer does: a slow Observer makes the sender late (measured and reported),
+never makes it skip or slow down. Every line is
 written to the pipe as soon as it is due (no block buffering). The Observer's PID is watched
 while the level runs: if it dies, the level ends within two seconds. Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -18,9 +20,13 @@ import stat
 import time
 from array import array
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
-from .snapshots import SnapshotGenerator
+from .capture import ReplayGenerator
+from .shapes import Schedule, delivery, schedule, write_send_times
+from .snapshots import SnapshotGenerator, run_id_prefix
 from .stats import summary_ms
+from .visibility import RecordFollower, follow, freshness, read_sightings, write_sightings
 
 PID_CHECK_S = 0.5
 PROGRESS_EVERY_S = 1.0
@@ -117,12 +123,27 @@ class LevelPlan:
     level: int
     run_tag: str = ""
     start_at: float | None = None
+    shape: dict | None = None
+    # The epoch second the level started at (its start_at, or when it began without one).
+    wall_start: float = 0.0
+    _schedule: Schedule | None = field(default=None, repr=False)
+
+    @property
+    def schedule(self) -> Schedule:
+        """Every snapshot's intended send time (drawn once: a poisson level's are random)."""
+        if self._schedule is None:
+            self._schedule = schedule(
+                self.shape, self.rate, self.duration_s, "%d:%d" % (self.seed, self.level)
+            )
+        return self._schedule
 
     @property
     def total(self) -> int:
-        return round(self.rate * self.duration_s)
+        return self.schedule.total
 
-    def generator(self) -> SnapshotGenerator:
+    def generator(self) -> SnapshotGenerator | ReplayGenerator:
+        if self.schedule.captured is not None:
+            return ReplayGenerator(self.schedule.captured, run_id_prefix(self.run_tag, self.level))
         prefix = "%sL%d" % (self.run_tag, self.level)
         return SnapshotGenerator("%d:%d" % (self.seed, self.level), prefix=prefix)
 
@@ -143,6 +164,15 @@ class LevelOutcome:
     # CPU seconds of the generator's own process over the level, to tell its share of the
     # machine's CPU apart from the Observer's.
     cpu_s: float = 0.0
+    # When each snapshot was written, in seconds from the level's start (its intended times
+    # are the plan's schedule): the delivered shape.
+    sent_offsets: array = field(default_factory=lambda: array("d"))
+    # Seconds each burst of the shape waited on a full pipe (the Observer's share of its time).
+    burst_blocked: dict[int, float] = field(default_factory=dict)
+    delivery: dict = field(default_factory=dict)
+    # When the level's records became visible in the records files (visibility.py), or None
+    # when they were not followed.
+    freshness: dict | None = None
 
     def as_dict(self) -> dict:
         elapsed = max(self.finished_at - self.started_at, 1e-9)
@@ -160,6 +190,8 @@ class LevelOutcome:
             "generator_cpu_pct": round(100.0 * self.cpu_s / elapsed / (os.cpu_count() or 1), 3)
             if self.sent
             else 0.0,
+            "delivery": self.delivery,
+            "freshness": self.freshness,
         }
 
 
@@ -173,30 +205,116 @@ def write_progress(path: str | None, document: dict) -> None:
     os.replace(temporary, path)
 
 
-def _write_progress(path: str | None, outcome: LevelOutcome, now: float, done: bool) -> None:
+def _write_progress(
+    path: str | None, outcome: LevelOutcome, now: float, done: bool, draining: bool = False
+) -> None:
     """While running, lateness over the last 5000 sends (cheap); when done, the level's
-    whole result, so the controller can read it without waiting on the async job."""
-    document = dict(outcome.as_dict(), elapsed_s=round(now - outcome.started_at, 3), done=done)
+    whole result, so the controller can read it without waiting on the async job. Draining:
+    everything was sent, and the level's last records are awaited."""
+    document = dict(
+        outcome.as_dict(), elapsed_s=round(now - outcome.started_at, 3), done=done,
+        draining=draining,
+    )  # fmt: skip
     if not done:
         document["lateness_ms"] = summary_ms(outcome.lateness_ms[-5000:])
     write_progress(path, document)
 
 
-def _write_fully(fd: int, data: bytes, watch: ProcessWatch, outcome: LevelOutcome) -> bool:
-    """Write all of ``data``; False if the Observer died while we waited for room."""
+def _write_fully(fd: int, data: bytes, watch: ProcessWatch, outcome: LevelOutcome) -> float | None:
+    """Write all of ``data``: the seconds spent waiting for room, or None if the Observer died
+    while we waited."""
     view = memoryview(data)
+    blocked = 0.0
     while view:
         try:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
             waited = time.monotonic()
             select.select([], [fd], [], WRITE_WAIT_S)
-            outcome.blocked_s += time.monotonic() - waited
+            blocked += time.monotonic() - waited
             if not watch.alive():
-                return False
+                return None
         except BrokenPipeError:
-            return False
+            return None
+    outcome.blocked_s += blocked
+    return blocked
+
+
+def _send_due(
+    plan: LevelPlan,
+    outcome: LevelOutcome,
+    *,
+    mono_start: float,
+    generator: SnapshotGenerator | ReplayGenerator,
+    pipe_fd: int,
+    watch: ProcessWatch,
+    ledger: BinaryIO,
+) -> bool:
+    """Everything due by now goes out in one write: late lines are sent, never skipped. False
+    if the Observer died meanwhile."""
+    due_at, total, bursts = plan.schedule.offsets, plan.schedule.total, plan.schedule.burst_of
+    now_s = time.monotonic() - mono_start
+    first = sent = outcome.sent
+    batch = []
+    while sent < total and due_at[sent] <= now_s:
+        outcome.lateness_ms.append((now_s - due_at[sent]) * 1000.0)
+        batch.append(generator.line(plan.wall_start + due_at[sent]))
+        sent += 1
+    data = b"".join(batch)
+    blocked = _write_fully(pipe_fd, data, watch, outcome)
+    if blocked is None:
+        outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
+        return False
+    outcome.sent_offsets.extend([time.monotonic() - mono_start] * (sent - first))
+    if bursts:
+        for number in {bursts[i] for i in range(first, sent) if i in bursts}:
+            outcome.burst_blocked[number] = outcome.burst_blocked.get(number, 0.0) + blocked
+    ledger.write(data)
+    outcome.sent = sent
     return True
+
+
+@dataclass
+class Follow:
+    """Where the level's records appear (the records files of ``output_dir`` whose names match
+    ``record_files``), how long to wait for them after the last send, and where the sightings
+    go."""
+
+    output_dir: str
+    record_files: str
+    prefix: str
+    settle_s: float
+    path: str
+
+
+def _start_follower(follow_spec: Follow) -> tuple[int, int]:
+    """Fork the follower: (its PID, the pipe to tell it how many were sent)."""
+    follower = RecordFollower(follow_spec.output_dir, follow_spec.record_files, follow_spec.prefix)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(read_end)
+        return pid, write_end
+    status = 1
+    try:
+        # The job's output is the sender's: the follower writes only its file.
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(write_end)
+        follow(follower, read_end, follow_spec.settle_s)
+        write_sightings(follow_spec.path, follower.seen)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _end_follower(pid: int, control: int, sent: int) -> None:
+    """Tell the follower how many were sent and wait for it to have seen them (or given up)."""
+    with contextlib.suppress(OSError):
+        os.write(control, b"%d\n" % sent)
+    os.close(control)
+    os.waitpid(pid, 0)
 
 
 def _cpu_seconds() -> float:
@@ -210,22 +328,28 @@ def inject(
     watch: ProcessWatch,
     ledger_path: str,
     progress_path: str | None = None,
+    *,
+    follow_spec: Follow | None = None,
 ) -> LevelOutcome:
-    """Send the level's snapshots on schedule; every line sent is also kept in the ledger."""
+    """Send the level's snapshots on schedule; every line sent is also kept in the ledger, and
+    its intended and actual send times beside it (``<ledger>.times``). With ``follow_spec``,
+    when each record became visible too (``freshness``)."""
     generator = plan.generator()
-    outcome = LevelOutcome(planned=plan.total, observer_pid=watch.pid)
-    interval = 1.0 / plan.rate
-    wall_start = plan.start_at if plan.start_at else time.time() + 0.05
-    while time.time() < wall_start:
-        time.sleep(min(0.05, max(0.0, wall_start - time.time())))
+    due_at = plan.schedule.offsets
+    total = len(due_at)
+    outcome = LevelOutcome(planned=total, observer_pid=watch.pid)
+    follower = _start_follower(follow_spec) if follow_spec else None
+    plan.wall_start = plan.start_at if plan.start_at else time.time() + 0.05
+    while time.time() < plan.wall_start:
+        time.sleep(min(0.05, max(0.0, plan.wall_start - time.time())))
     mono_start = time.monotonic()
     cpu_start = _cpu_seconds()
     outcome.started_at = time.time()
     next_check = mono_start + PID_CHECK_S
     next_progress = mono_start + PROGRESS_EVERY_S
-    sent = 0
     with open(ledger_path, "wb") as ledger:
-        while sent < plan.total:
+        sending = {"generator": generator, "pipe_fd": pipe_fd, "watch": watch, "ledger": ledger}
+        while outcome.sent < total:
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + PID_CHECK_S
@@ -235,25 +359,25 @@ def inject(
             if now >= next_progress:
                 next_progress = now + PROGRESS_EVERY_S
                 _write_progress(progress_path, outcome, time.time(), done=False)
-            due = mono_start + sent * interval
+            due = mono_start + due_at[outcome.sent]
             if due > now:
                 time.sleep(min(due - now, PID_CHECK_S))
                 continue
-            # Everything due by now goes out in one write: late lines are sent, never skipped.
-            batch = []
-            while sent < plan.total and mono_start + sent * interval <= now:
-                outcome.lateness_ms.append((now - (mono_start + sent * interval)) * 1000.0)
-                batch.append(generator.line(wall_start + sent * interval))
-                sent += 1
-            data = b"".join(batch)
-            if not _write_fully(pipe_fd, data, watch, outcome):
-                outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
+            if not _send_due(plan, outcome, mono_start=mono_start, **sending):
                 break
-            ledger.write(data)
-            outcome.sent = sent
     outcome.finished_at = time.time()
     outcome.cpu_s = _cpu_seconds() - cpu_start
     if outcome.failure is None and not watch.alive():
         outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
-    _write_progress(progress_path, outcome, outcome.finished_at, done=True)
+    span = max(plan.duration_s, outcome.finished_at - outcome.started_at)
+    outcome.delivery = delivery(plan.schedule, outcome.sent_offsets, span, outcome.burst_blocked)
+    write_send_times(ledger_path + ".times", plan.schedule.offsets, outcome.sent_offsets)
+    if follower and follow_spec:
+        _write_progress(progress_path, outcome, time.time(), done=False, draining=True)
+        _end_follower(*follower, outcome.sent)
+        seen = read_sightings(follow_spec.path)
+        outcome.freshness = freshness(plan.schedule, outcome.sent_offsets, seen, mono_start)
+        # Kept from the level's start, the clock of the ledger's send times.
+        write_sightings(follow_spec.path, seen, since=mono_start)
+    _write_progress(progress_path, outcome, time.time(), done=True)
     return outcome

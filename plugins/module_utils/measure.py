@@ -29,6 +29,7 @@ import math
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 from .observer_interface import LogReader, decision_paths, epoch, get, resolved_reference
 from .stats import spectrum_ms, summary_ms, sustained
@@ -196,9 +197,11 @@ def per_second(
     duration_s: float,
     interface: dict | None = None,
     logged: dict[bytes, float | None] | None = None,
+    intended: Sequence[float] | None = None,
 ) -> list[dict]:
     """The level second by second (``t`` from its start): snapshots sent in it (their
-    run_id's sequence over the rate is their scheduled send), records written in it (by the
+    intended send time, from the ledger's send times; without them, their run_id's sequence
+    over the rate, the constant schedule's), records written in it (by the
     record's dispatch time; None when records carry none), and the processing latency
     (p50, p99, max) of the snapshots sent in it (None when not measured). The samples of
     the regression test and the charts."""
@@ -214,7 +217,9 @@ def per_second(
         sequence = run_id[len(prefix) :]
         if not sequence.isdigit():
             continue
-        second = min(int(int(sequence) / rate), seconds - 1)
+        number = int(sequence)
+        due = intended[number] if intended is not None and number < len(intended) else None
+        second = min(int(number / rate if due is None else due), seconds - 1)
         sent[second] += 1
         value = latencies_of.get(run_id)
         if value is not None:

@@ -13,8 +13,14 @@ from __future__ import annotations
 import copy
 import math
 
+from .shapes import MAX_SNAPSHOTS, planned_total, shape_errors
+
 THRESHOLD_KEYS = ("min_throughput", "max_latency_ms", "max_cpu_pct", "max_memory_pct")
+# A level's optional thresholds: p99 of when its records became visible (for any Observer).
+OPTIONAL_THRESHOLD_KEYS = ("max_visibility_ms",)
 LEVEL_KEYS = ("rate", "duration_s", "thresholds")
+# A level's optional keys: its load shape (shapes.py), constant when absent.
+OPTIONAL_LEVEL_KEYS = ("shape",)
 
 # The spec's table (section 4): expected throughput, max latency, max CPU, max memory.
 _SPEC_LEVELS = (
@@ -52,6 +58,12 @@ RUN_LIMITS: dict[str, float] = {
     # the baseline measured before the first level.
     "recovery_cpu_points": 10.0,
     "recovery_memory_points": 5.0,
+    # The load generator's bounds: a level it sent later than these, without the Observer's
+    # full pipe to blame, did not get the shape it was meant to have, and its Observer
+    # figures are NOT MEASURED (never a FAIL of the Observer). Send lateness p99 from each
+    # snapshot's intended time; and a burst's last snapshot sent this long after its window.
+    "generator_max_lateness_ms": 1000.0,
+    "generator_max_burst_overrun_ms": 100.0,
 }
 _PCT_LIMITS = {k for k in RUN_LIMITS if k.endswith("_pct") or k.endswith("_points")}
 _RATIO_LIMITS = {"collapse_throughput_ratio", "scaling_min_ratio"}
@@ -130,6 +142,65 @@ def _positive_number(
         errors.append("%s must be at most %g, got %r" % (where, upper, value))
 
 
+def is_replay(level: dict) -> bool:
+    shape = level.get("shape")
+    return isinstance(shape, dict) and shape.get("type") == "replay"
+
+
+def _level_errors(level: dict, where: str) -> list[str]:
+    """A level's keys, shape, rate and length."""
+    known = LEVEL_KEYS + OPTIONAL_LEVEL_KEYS
+    errors = [
+        "%s: unknown key %r (known: %s)" % (where, key, ", ".join(known))
+        for key in sorted(set(level) - set(known))
+    ]
+    errors += shape_errors(level.get("shape"), where)
+    required: tuple[str, ...] = LEVEL_KEYS
+    if is_replay(level):
+        # Its rate and length are the capture's (the plan sets them from it).
+        errors += [
+            "%s: a replay's %s is its capture's: leave it out" % (where, key)
+            for key in ("rate", "duration_s")
+            if key in level
+        ]
+        required = ("thresholds",)
+    errors += ["%s: missing key %r" % (where, key) for key in required if key not in level]
+    if "rate" in level:
+        _positive_number(level["rate"], where + ".rate", errors, upper=1_000_000)
+    if "duration_s" in level:
+        _positive_number(level["duration_s"], where + ".duration_s", errors, upper=86_400)
+    if (
+        not errors
+        and not is_replay(level)
+        and planned_total(level.get("shape"), level["rate"], level["duration_s"]) > MAX_SNAPSHOTS
+    ):
+        errors.append(
+            "%s plans more than %d snapshots: shorten it or lower its rate" % (where, MAX_SNAPSHOTS)
+        )
+    return errors
+
+
+def _threshold_errors(thresholds: object, where: str) -> list[str]:
+    if not isinstance(thresholds, dict):
+        return ["%s.thresholds must be a mapping" % where]
+    known = THRESHOLD_KEYS + OPTIONAL_THRESHOLD_KEYS
+    errors = [
+        "%s.thresholds: unknown key %r (known: %s)" % (where, key, ", ".join(known))
+        for key in sorted(set(thresholds) - set(known))
+    ]
+    if "max_visibility_ms" in thresholds:
+        _positive_number(
+            thresholds["max_visibility_ms"], where + ".thresholds.max_visibility_ms", errors
+        )
+    for key in THRESHOLD_KEYS:
+        if key not in thresholds:
+            errors.append("%s.thresholds: missing threshold %r" % (where, key))
+        else:
+            upper = 100.0 if key.endswith("_pct") else None
+            _positive_number(thresholds[key], "%s.thresholds.%s" % (where, key), errors, upper)
+    return errors
+
+
 def validate_levels(levels: object) -> list[str]:
     """Every problem with a ``stress_levels`` value, each naming the item and key."""
     if not isinstance(levels, list) or not levels:
@@ -140,31 +211,9 @@ def validate_levels(levels: object) -> list[str]:
         if not isinstance(level, dict):
             errors.append("%s must be a mapping with keys %s" % (where, ", ".join(LEVEL_KEYS)))
             continue
-        errors.extend(
-            "%s: unknown key %r (known: %s)" % (where, key, ", ".join(LEVEL_KEYS))
-            for key in sorted(set(level) - set(LEVEL_KEYS))
-        )
-        errors.extend("%s: missing key %r" % (where, key) for key in LEVEL_KEYS if key not in level)
-        if "rate" in level:
-            _positive_number(level["rate"], where + ".rate", errors, upper=1_000_000)
-        if "duration_s" in level:
-            _positive_number(level["duration_s"], where + ".duration_s", errors, upper=86_400)
-        thresholds = level.get("thresholds")
-        if "thresholds" not in level:
-            continue
-        if not isinstance(thresholds, dict):
-            errors.append("%s.thresholds must be a mapping" % where)
-            continue
-        errors.extend(
-            "%s.thresholds: unknown key %r (known: %s)" % (where, key, ", ".join(THRESHOLD_KEYS))
-            for key in sorted(set(thresholds) - set(THRESHOLD_KEYS))
-        )
-        for key in THRESHOLD_KEYS:
-            if key not in thresholds:
-                errors.append("%s.thresholds: missing threshold %r" % (where, key))
-            else:
-                upper = 100.0 if key.endswith("_pct") else None
-                _positive_number(thresholds[key], "%s.thresholds.%s" % (where, key), errors, upper)
+        errors += _level_errors(level, where)
+        if "thresholds" in level:
+            errors += _threshold_errors(level["thresholds"], where)
     return errors
 
 
@@ -244,12 +293,14 @@ def window_errors(levels: list[dict], timings: dict) -> list[str]:
             "sampling every 2 s), got %g" % (MIN_SUSTAINED_WINDOW_S, window)
         ]
     errors = [
-        "stress_levels[%d].duration_s (%g s) is shorter than the sustained window "
+        "stress_levels[%d]%s (%g s) is shorter than the sustained window "
         "stress_sustained_window_s (%g s): its CPU and memory could not be measured"
-        % (index, level["duration_s"], window)
+        % (index, "'s capture over its speed" if is_replay(level) else ".duration_s",
+           level["duration_s"], window)
         for index, level in enumerate(levels, start=1)
-        if level["duration_s"] < window
-    ]
+        # A replay whose capture was refused has no length: its refusal says why.
+        if "duration_s" in level and level["duration_s"] < window
+    ]  # fmt: skip
     if timings["setup_wait_s"] < window:
         errors.append(
             "stress_setup_wait_s (%g s) is shorter than the sustained window (%g s): the "

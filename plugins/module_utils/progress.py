@@ -159,6 +159,8 @@ def level_progress(
         "memory_pct": memory,
         "warnings": warnings,
         "done": bool(progress.get("done")),
+        # Everything sent, the level's last records awaited (the freshness follower).
+        "draining": bool(progress.get("draining")),
         "failure": progress.get("failure"),
         # The load's whole result, once it is done (the generator writes it with done).
         "load": progress if progress.get("done") else None,

@@ -14,9 +14,13 @@ description:
   - Runs on the Observer host. Generates contract-compliant C(ObservationSnapshot)s (the
     Observer's C(observation_snapshot.schema.json) is the contract) with the spec's realistic
     variation and unique run_ids, and writes them into the B(running) Observer's input pipe.
-  - Open loop. Send times follow the schedule C(t0 + n / rate) whatever the Observer does.
-    Lateness against the schedule is measured (p50, p99, max) and reported, never hidden by
-    skipping. Each line goes into the pipe as soon as it is due.
+  - Open loop. Send times follow the schedule whatever the Observer does, C(t0 + n / rate) or
+    the O(shape)'s (random arrivals, bursts, a replayed capture). Lateness against the schedule is measured (p50,
+    p99, max) and reported, never hidden by skipping. Each line goes into the pipe as soon as
+    it is due.
+  - The delivered shape is measured against the intended one (RV(delivery)), and every
+    snapshot's intended and actual send times are written beside the ledger, in
+    C(<ledger>.times).
   - Seeded. The same O(seed), O(level), O(run_tag) and O(start_at) reproduce the same
     snapshots byte for byte, so a failing level can be replayed. Each snapshot's timestamps
     are its scheduled send time.
@@ -80,6 +84,32 @@ options:
   progress_file:
     description: JSON file rewritten every second with the level's progress.
     type: path
+  output_dir:
+    description:
+      - The Observer's records folder. Given, a follower (a process of its own) reads the
+        records files there while the level runs and stamps when each of the level's records
+        became visible (RV(freshness)); the sightings are written to C(<ledger>.visible).
+    type: path
+  record_files:
+    description: Regular expression of the records files' names in O(output_dir) (the Observer's interface). Default is the reference Observer's.
+    type: str
+  settle_s:
+    description: After the last send, how long the follower waits at most for records still to come (2 to 60 s).
+    type: float
+    default: 10.0
+  shape:
+    description:
+      - When the level's snapshots are due. C(type=constant) (the default) is O(rate) evenly.
+      - C(type=poisson) draws exponential gaps at the mean O(rate) (seeded by O(seed) and
+        O(level)).
+      - C(type=burst) sends O(rate) as a base plus, every C(period_s) seconds from
+        C(first_at_s) (default half a period), a burst of C(size) snapshots due evenly within
+        C(window_ms) milliseconds.
+      - C(type=replay) sends the snapshots of C(capture) (a file on the host, JSON lines) at
+        their recorded gaps (their C(meta.timestamp)) divided by C(speed) (default 1), each
+        line as captured except its C(meta.run_id), the level's own. O(rate) and
+        O(duration_s) are the capture's (the stress role's plan sets them).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -109,7 +139,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 planned:
-  description: Snapshots the schedule holds (rate x duration).
+  description: Snapshots the schedule holds (rate x duration, and the shape's bursts; a poisson level's drawn count).
   returned: always
   type: int
   sample: 900
@@ -175,6 +205,39 @@ ledger:
   description: Path of the ledger of lines sent.
   returned: always
   type: str
+freshness:
+  description:
+    - With O(output_dir), when the level's records became visible in the records files, from
+      each snapshot's intended send time (C(visibility_ms), p50, p95, p99, max; an upper
+      bound of the Observer's receipt-to-dispatch time, late by at most C(poll_ms)), how many
+      of those sent were seen (C(visible)), the backlog's drain time after the last send
+      (C(drain_ms)) and per burst the time from its due time until all of it was visible
+      (C(visible_ms)) and from its last send (C(drain_ms)). Null without O(output_dir).
+  returned: success
+  type: dict
+  sample:
+    sent: 900
+    visible: 900
+    visibility_ms: {"p50": 251.2, "p95": 478.0, "p99": 496.3, "max": 503.9}
+    poll_ms: 5.0
+    drain_ms: 480.2
+    bursts: []
+delivery:
+  description:
+    - The shape delivered against the shape intended, per 1 ms and 10 ms window from the
+      level's start, the peak count in a window and the index of dispersion (variance over
+      mean of the counts; about 1 for random arrivals, far above for bursts, under 1 for a
+      constant rate).
+    - Per burst, its size, the snapshots sent and the milliseconds from its due time until its
+      last snapshot was written (C(delivered_ms)), of which C(blocked_ms) waiting on a full pipe.
+  returned: success
+  type: dict
+  sample:
+    offered: {"1ms": {"peak": 10, "dispersion": 9.9}, "10ms": {"peak": 100, "dispersion": 97.0}}
+    delivered: {"1ms": {"peak": 100, "dispersion": 99.0}, "10ms": {"peak": 100, "dispersion": 97.0}}
+    bursts: [{"burst": 1, "due_at_s": 2.5, "size": 100, "sent": 100, "delivered_ms": 1.2, "blocked_ms": 0.0}]
+    burst_window_ms: 10.0
+    burst_delivered_ms: {"p50": 1.2, "p95": 1.2, "p99": 1.2, "max": 1.2}
 """
 
 import os
@@ -183,6 +246,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.qts.observer.plugins.module_utils.artifacts import make_private_folder
 from ansible_collections.qts.observer.plugins.module_utils.injector import (
+    Follow,
     InjectionError,
     LevelPlan,
     ProcessWatch,
@@ -191,6 +255,10 @@ from ansible_collections.qts.observer.plugins.module_utils.injector import (
     read_pidfile,
     write_progress,
 )
+from ansible_collections.qts.observer.plugins.module_utils.observer_interface import (
+    resolved_reference,
+)
+from ansible_collections.qts.observer.plugins.module_utils.shapes import shape_errors
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
 
 RUN_TAG = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
@@ -204,6 +272,20 @@ def _plan(params: dict) -> LevelPlan:
         level=params["level"],
         run_tag=params["run_tag"],
         start_at=params["start_at"],
+        shape=params["shape"],
+    )
+
+
+def _follow(params: dict, prefix: str) -> Follow | None:
+    """Where the follower finds the level's records, or None when it is not asked for."""
+    if not params["output_dir"]:
+        return None
+    return Follow(
+        output_dir=params["output_dir"],
+        record_files=params["record_files"] or resolved_reference()["record_files"],
+        prefix=prefix,
+        settle_s=params["settle_s"],
+        path=params["ledger"] + ".visible",
     )
 
 
@@ -214,10 +296,22 @@ def _check_arguments(module: AnsibleModule) -> None:
             module.fail_json(msg="%s must be greater than 0, got %r" % (name, params[name]))
     if params["level"] < 1:
         module.fail_json(msg="level must be 1 or more, got %r" % params["level"])
+    if params["record_files"]:
+        try:
+            re.compile(params["record_files"])
+        except re.error as exc:
+            module.fail_json(msg="record_files is not a regular expression: %s" % exc)
     if not RUN_TAG.match(params["run_tag"]):
         module.fail_json(msg="run_tag may hold only letters, digits, '.', '_' and '-' (64 at most)")
-    if _plan(params).total < 1:
-        module.fail_json(msg="rate x duration_s plans no snapshot at all")
+    errors = shape_errors(params["shape"], "shape")
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    try:
+        total = _plan(params).total
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if total < 1:
+        module.fail_json(msg="the level's shape plans no snapshot at all (rate x duration_s)")
 
 
 def _make_work_folders(module: AnsibleModule) -> None:
@@ -246,6 +340,10 @@ def main() -> None:
             "start_at": {"type": "float"},
             "ledger": {"type": "path", "required": True},
             "progress_file": {"type": "path"},
+            "shape": {"type": "dict"},
+            "output_dir": {"type": "path"},
+            "record_files": {"type": "str"},
+            "settle_s": {"type": "float", "default": 10.0},
         },
         supports_check_mode=True,
     )
@@ -285,8 +383,9 @@ def main() -> None:
         module.exit_json(**result)
     try:
         outcome = inject(
-            plan, pipe_fd, watch, module.params["ledger"], module.params["progress_file"]
-        )
+            plan, pipe_fd, watch, module.params["ledger"], module.params["progress_file"],
+            follow_spec=_follow(module.params, prefix),
+        )  # fmt: skip
     finally:
         os.close(pipe_fd)
     result.update(outcome.as_dict(), changed=outcome.sent > 0)

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ansible_collections.qts.observer.plugins.module_utils.observer_interface import epoch
+from ansible_collections.qts.observer.plugins.module_utils.stats import percentile
+from ansible_collections.qts.observer.plugins.module_utils.visibility import read_sightings
 from jinja2 import Environment
 
 HTML_FILE = "report.html"
@@ -113,6 +115,35 @@ def _monitor(path: str) -> list[dict]:
     return rows
 
 
+def _send_times(path: str) -> tuple[list[float], list[float]]:
+    """A ledger's send times file: (intended, sent) seconds from the level's start."""
+    intended: list[float] = []
+    sent: list[float] = []
+    try:
+        with open(path) as handle:
+            next(handle, None)
+            for line in handle:
+                _sequence, due, moment = line.split("\t")
+                intended.append(float(due))
+                sent.append(float(moment))
+    except (OSError, ValueError):
+        return [], []
+    return intended, sent
+
+
+def _peaks(moments: list[float], seconds: int) -> list[int]:
+    """Per second, the most moments in any of its 10 ms windows."""
+    counts: dict[int, int] = {}
+    for moment in moments:
+        window = int(moment * 100 + 1e-6)
+        counts[window] = counts.get(window, 0) + 1
+    peaks = [0] * seconds
+    for window, count in counts.items():
+        second = min(window // 100, seconds - 1)
+        peaks[second] = max(peaks[second], count)
+    return peaks
+
+
 def _metrics(path: str) -> list[dict]:
     rows = []
     if not os.path.exists(path):
@@ -144,6 +175,7 @@ class Charts:
         self.span = (0.0, self.minutes(max(ends))) if ends else None
         self.since = datetime.fromtimestamp(self.t0, timezone.utc).strftime("%H:%M:%S UTC")
         self.limits = report.get("limits") or {}
+        self.run_dir = run_dir
 
     def minutes(self, moment: float) -> float:
         return (moment - self.t0) / 60.0
@@ -231,6 +263,60 @@ class Charts:
         axes.set_yscale("log")
         self._shade(axes)
         axes.legend(fontsize=8, loc="upper left", title="dashed: level limit", title_fontsize=7)
+        return self.svg(figure)
+
+    def _arrivals(self) -> list[dict]:
+        """Per level and second: the peak count of snapshots offered (due) and delivered (written
+        into the pipe) in a 10 ms window, and the p99 visibility latency of the snapshots due in
+        that second, from the ledger's send times and sightings fetched with it."""
+        found = []
+        for level in self.levels:
+            ledger = os.path.join(self.run_dir, self.host, "L%s.sent.jsonl" % level.get("level"))
+            intended, sent = _send_times(ledger + ".times")
+            if not intended:
+                continue
+            seen = read_sightings(ledger + ".visible")
+            seconds = int(max(intended[-1], sent[-1])) + 1
+            offered, delivered = _peaks(intended, seconds), _peaks(sent, seconds)
+            late: list[list[float]] = [[] for _unused in range(seconds)]
+            for sequence, moment in seen.items():
+                if sequence < len(intended):
+                    late[int(intended[sequence])].append(1000.0 * (moment - intended[sequence]))
+            found.append({
+                "level": level, "offered": offered, "delivered": delivered,
+                "visible_p99": [percentile(sorted(v), 0.99) if v else math.nan for v in late],
+            })  # fmt: skip
+        return found
+
+    def arrivals(self) -> str | None:
+        series = self._arrivals()
+        if not series:
+            return None
+        figure, axes = self._figure(
+            "%s: arrivals (peak per 10 ms in each second) and visibility latency" % self.host
+        )
+        visible = axes.twinx()
+        for number, item in enumerate(series):
+            start = item["level"]["started_at"]
+            xs = [self.minutes(start + t) for t in range(len(item["offered"]))]
+            first = number == 0
+            axes.plot(xs, item["offered"], color="#4a90d9", drawstyle="steps-post",
+                      label="offered" if first else None)  # fmt: skip
+            axes.plot(xs, item["delivered"], color="#f5a623", drawstyle="steps-post",
+                      linestyle="dashed", label="delivered" if first else None)  # fmt: skip
+            visible.plot(xs, [max(v, 1e-3) for v in item["visible_p99"]], color="#7b0000",
+                         linewidth=1, label="visible p99 (ms)" if first else None)  # fmt: skip
+            for burst in (item["level"].get("delivery") or {}).get("bursts") or []:
+                axes.axvline(self.minutes(start + burst["due_at_s"]), color="#999",
+                             linestyle="dotted", linewidth=0.8)  # fmt: skip
+        axes.set_ylabel("snapshots per 10 ms")
+        visible.set_ylabel("visibility latency p99 (ms)")
+        visible.set_yscale("log")
+        self._shade(axes)
+        lines = axes.get_legend_handles_labels()
+        twin = visible.get_legend_handles_labels()
+        axes.legend(lines[0] + twin[0], lines[1] + twin[1], fontsize=7, loc="upper left",
+                    title="dotted: a burst due", title_fontsize=7)  # fmt: skip
         return self.svg(figure)
 
     def resources(self, which: str) -> str | None:
@@ -342,6 +428,7 @@ def host_charts(report: Mapping, run_dir: str, host: str, entry: Mapping,
     wanted = [
         ("throughput", "Offered and achieved throughput", charts.throughput),
         ("latency", "Processing latency", charts.latency),
+        ("arrivals", "Arrivals and visibility", charts.arrivals),
         ("cpu", "CPU", lambda: charts.resources("CPU")),
         ("memory", "Memory", lambda: charts.resources("memory")),
         ("depth", "Buffer and queue depth", charts.depth),

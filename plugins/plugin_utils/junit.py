@@ -38,6 +38,7 @@ LEVEL_CRITERIA = ("throughput", "latency", "cpu", "memory", "integrity", "error_
 BREACH_CRITERION = {
     "min_throughput": "throughput",
     "max_latency_ms": "latency",
+    "max_visibility_ms": "latency",
     "max_cpu_pct": "cpu",
     "max_memory_pct": "memory",
     "integrity_lost": "integrity",
@@ -51,6 +52,9 @@ BREACH_CRITERION = {
 # What a level could not measure (gate.level_unmeasured) -> the testcases it leaves unjudged.
 UNMEASURED_CRITERIA = {
     "load": ("throughput", "latency", "cpu", "memory", "integrity", "error_rate"),
+    # The load generator did not deliver the level's shape: the Observer's performance under
+    # it is not measured; what it lost or broke still is.
+    "delivery": ("throughput", "latency", "cpu", "memory"),
     "latency": ("latency",),
     "resources": ("cpu", "memory"),
 }

@@ -20,12 +20,14 @@ from ansible_collections.qts.observer.plugins.module_utils.observer_interface im
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
     CAPACITY_PROFILES,
     PROFILE_TIMINGS,
+    is_replay,
     resolve_levels,
     resolve_limits,
     resolve_timings,
     window_errors,
 )
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
+from ansible_collections.qts.observer.plugins.plugin_utils.replay import replay_level
 
 CALLBACK = "qts.observer.stress_report"
 
@@ -38,10 +40,14 @@ def _levels(params: dict, errors: list[str]) -> list[dict]:
         )
         return []
     try:
-        return resolve_levels(params["profile"], params["levels"] or None)
+        levels = resolve_levels(params["profile"], params["levels"] or None)
     except ValueError as exc:
         errors.append(str(exc))
         return []
+    for number, level in enumerate(levels, start=1):
+        if is_replay(level):
+            errors += replay_level(level, "stress_levels[%d]" % number)
+    return levels
 
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}

@@ -283,6 +283,17 @@ TABLE_HEADER = [
 ]  # fmt: skip
 
 
+def _p99_cell(level: Mapping[str, Any]) -> str:
+    """The p99 the level's latency is judged on: the Observer's own, else its records'
+    visibility (marked "vis")."""
+    if not level.get("written"):
+        return fmt(None, "%.1f ms")
+    own = dig(level, "latency_ms", "p99")
+    if own is not None:
+        return fmt(own, "%.1f ms")
+    return fmt(dig(level, "freshness", "visibility_ms", "p99"), "%.1f ms vis")
+
+
 def _level_row(name: str, number: int, level: Mapping[str, Any] | None) -> list[str]:
     if level is None:
         return [name, "L%d" % number, *["-"] * 9, NOT_RUN]
@@ -293,7 +304,7 @@ def _level_row(name: str, number: int, level: Mapping[str, Any] | None) -> list[
         "L%d" % number,
         fmt(level.get("rate"), "%g/s"),
         fmt(level.get("throughput"), "%.3f/s"),
-        fmt(dig(level, "latency_ms", "p99") if level.get("written") else None, "%.1f ms"),
+        _p99_cell(level),
         fmt(dig(level, "cpu_pct", "sustained") if level.get("samples") else None, "%.1f %%"),
         fmt(observer_cpu / cores if is_number(observer_cpu) and cores else None, "%.1f %%"),
         fmt(dig(level, "memory_pct", "sustained") if level.get("samples") else None, "%.1f %%"),

@@ -100,12 +100,13 @@ def test_every_plugin_and_role_is_documented_from_the_installed_copy(installed):
     stress = _doc(installed, "role", "qts.observer.stress")["entry_points"]["main"]["options"]
     # Typed to the leaf: the keys of a level and of its thresholds.
     level = stress["stress_levels"]["options"]
-    assert set(level) == {"rate", "duration_s", "thresholds"}
+    assert set(level) == {"rate", "duration_s", "thresholds", "shape"}
     assert set(level["thresholds"]["options"]) == {
         "min_throughput",
         "max_latency_ms",
         "max_cpu_pct",
         "max_memory_pct",
+        "max_visibility_ms",
     }
 
 

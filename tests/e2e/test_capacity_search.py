@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labkit import is_root
+from capped import generator_capped, needs_cpu_cap, provision_uncapped
 from stressrun import (
     LAB_LEVELS,
     LENIENT_LIMITS,
@@ -22,13 +18,11 @@ from stressrun import (
     latest_report,
     local_install_root,
     make_smoke,
-    user_env,
 )
 
 TEAM_OBSERVER = ROOT / "tests" / "observers" / "team_observer"
 PROFILE = ROOT / "examples" / "runbook-observer.yml"
 PACE = 2000  # the paced team Observer reads at most this many snapshots a second
-CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller (this machine's)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -100,53 +94,7 @@ def test_an_observer_paced_at_2000_per_s_is_found_within_10_pct_limited_by_throu
     assert "floor 3000/s" in case.find("failure").get("message")
 
 
-@contextlib.contextmanager
-def generator_capped(remote_tmp: Path, quota_us: int, period_us: int) -> Iterator[list[int]]:
-    """This run's load generator (the snapshot_load module run from ``remote_tmp``) moved, as
-    soon as it starts, into a cgroup allowed ``quota_us`` of CPU time each ``period_us``; the
-    Observer and Ansible run uncapped, and so does every other run's generator: the tests
-    beside this one in `make test` run theirs at the same time, and capping them would both
-    starve this one and fail theirs. Yields the PIDs moved, as they are moved."""
-    group = CPU_CGROUP / ("qts_capped_generator_%d" % os.getpid())
-    group.mkdir()
-    (group / "cpu.cfs_period_us").write_text(str(period_us))
-    (group / "cpu.cfs_quota_us").write_text(str(quota_us))
-    stop = threading.Event()
-    moved: list[int] = []
-
-    def ours(argv: list[bytes]) -> bool:
-        # The module itself: `python <remote_tmp>/ansible-tmp-*/AnsiballZ_snapshot_load.py`
-        # (its async wrapper names it later in its own command line, and only waits).
-        module = Path(os.fsdecode(argv[1])) if len(argv) > 1 else Path()
-        return module.name == "AnsiballZ_snapshot_load.py" and remote_tmp in module.parents
-
-    def move() -> None:
-        while not stop.wait(0.02):
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit() or int(proc.name) in moved:
-                    continue
-                with contextlib.suppress(OSError):
-                    if ours((proc / "cmdline").read_bytes().split(b"\0")):
-                        (group / "cgroup.procs").write_text(proc.name)
-                        moved.append(int(proc.name))
-
-    mover = threading.Thread(target=move, daemon=True)
-    mover.start()
-    try:
-        yield moved
-    finally:
-        stop.set()
-        mover.join()
-        for pid in (group / "cgroup.procs").read_text().split():
-            with contextlib.suppress(OSError):
-                (CPU_CGROUP / "cgroup.procs").write_text(pid)
-        group.rmdir()
-
-
-@pytest.mark.skipif(
-    not (is_root() and (CPU_CGROUP / "cpu.cfs_quota_us").exists()),
-    reason="capping the generator needs root and cgroup v1's cpu controller",
-)
+@needs_cpu_cap
 def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tmp_path):
     # The generator is held to 5 % of one CPU (1 ms each 20 ms): about 8000/s on this machine,
     # a quarter or less of what the reference Observer sustains even beside six busy loops
@@ -169,14 +117,7 @@ def test_a_generator_capped_below_the_observer_is_reported_as_generator_bound(tm
         "ansible_remote_tmp": str(remote_tmp),
     }  # fmt: skip
     with local_root(tmp_path) as root:
-        # Provisioned uncapped first: the Observer is not the generator's sibling in the cap.
-        provisioned = subprocess.run(
-            ["make", "--no-print-directory", "provision", "INVENTORY=inventories/local",
-             f"ARGS=-e qts_local_root={root}"],
-            cwd=ROOT, env=user_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=600, check=False,
-        )  # fmt: skip
-        assert provisioned.returncode == 0, provisioned.stdout[-3000:]
+        provision_uncapped(root)
         with generator_capped(remote_tmp, quota_us=1000, period_us=20000) as capped:
             run, report, _unused = capacity_run(
                 tmp_path, root, variables, "--skip-tags", "provision"

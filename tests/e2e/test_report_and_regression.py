@@ -43,7 +43,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 PACED = {"hybrid_trigger": {"min_interval_ms": 1000.0, "max_interval_ms": 10000.0}}
 SLOWER = {"hybrid_trigger": {"min_interval_ms": 10000.0, "max_interval_ms": 60000.0}}
 LEVELS = [lenient_level(rate, 10, max_latency_ms=30000.0) for rate in (5, 50)]
-CHARTS = ["throughput", "latency", "cpu", "memory", "depth", "spectrum", "trend"]
+CHARTS = ["throughput", "latency", "arrivals", "cpu", "memory", "depth", "spectrum", "trend"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.qts.observer.plugins.plugin_utils import history, regression
-from ansible_collections.qts.observer.plugins.plugin_utils.html_report import render
+from ansible_collections.qts.observer.plugins.plugin_utils.html_report import (
+    Charts,
+    host_charts,
+    render,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -251,7 +255,7 @@ def test_the_page_says_what_it_could_not_draw(tmp_path):
     drawn = re.findall(r'data-chart="(\w+)"><svg', page)
     missing = re.findall(r'data-chart="(\w+)"><p class="missing">[^<]*no data: not measured', page)
     assert drawn == ["throughput", "latency", "spectrum"]
-    assert missing == ["cpu", "memory", "depth"]
+    assert missing == ["arrivals", "cpu", "memory", "depth"]
 
 
 def test_the_mann_whitney_test_gives_scipys_p_values():
@@ -281,3 +285,29 @@ def test_the_mann_whitney_test_gives_scipys_p_values():
         mann_whitney.p_value([1.0], [2.0], "two-sided")
     with pytest.raises(ValueError, match="at least one value"):
         mann_whitney.p_value([], [2.0], "less")
+
+
+def test_the_arrivals_chart_draws_the_ledgers_send_times_and_sightings(tmp_path):
+    report = copy.deepcopy(a_report("run-a", "2026-12-01T10:00:00Z"))
+    host = next(iter(report["hosts"]))
+    level = report["hosts"][host]["levels"][0]
+    level["delivery"] = {"bursts": [{"burst": 1, "due_at_s": 1.5}]}
+    folder = tmp_path / host
+    folder.mkdir()
+    # 2 s at 10/s and a burst of 50 due within 10 ms at 1.5 s, sent 3 ms late; each record
+    # visible 0.25 s after it was due.
+    due = sorted([n / 10 for n in range(20)] + [1.5 + i * 0.0002 for i in range(50)])
+    rows = ["sequence\tintended_s\tsent_s"]
+    rows += ["%d\t%.6f\t%.6f" % (n, t, t + 0.003) for n, t in enumerate(due)]
+    (folder / "L1.sent.jsonl.times").write_text("\n".join(rows) + "\n")
+    seen = ["sequence\tvisible_s"] + ["%d\t%.6f" % (n, t + 0.25) for n, t in enumerate(due)]
+    (folder / "L1.sent.jsonl.visible").write_text("\n".join(seen) + "\n")
+    charts = {
+        c["name"]: c for c in host_charts(report, str(tmp_path), host, report["hosts"][host], [])
+    }
+    assert charts["arrivals"]["svg"], charts["arrivals"]
+    series = Charts(report, str(tmp_path), host, report["hosts"][host])._arrivals()
+    # Offered: the burst and the base snapshot due at 1.5 s in one window. Delivered 3 ms late,
+    # the burst straddles two windows: 35 of it and that snapshot in the first.
+    assert series[0]["offered"] == [1, 51] and series[0]["delivered"] == [1, 36]
+    assert series[0]["visible_p99"] == [pytest.approx(250.0), pytest.approx(250.0)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -115,14 +113,6 @@ class PipeReader:
         self._stop = True
         self._thread.join()
         os.close(self.fd)
-
-
-@pytest.fixture
-def sleeper():
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield process
-    process.kill()
-    process.wait()
 
 
 def test_injector_is_open_loop_flushes_each_line_and_keeps_a_ledger(tmp_path, sleeper):
