@@ -125,7 +125,7 @@ class ActionModule(LevelAction):
             sustained_window_s=step["step_s"],
             settle_s=max(args["settle_s"], STEP_SETTLE_S),
             timeout_s=step_timeout_s(step),
-            shape=None,
+            shape={"type": "poisson"} if args["settings"].get("arrivals") == "poisson" else None,
             # A step's freshness is not judged; its follower would take CPU from the
             # generator and the Observer the search measures.
             follow_records=False,

@@ -47,6 +47,9 @@ SEARCH_DEFAULTS: dict[str, float] = {
     "backpressure_share": 0.5,
     "max_error_rate_pct": 0.1,
 }
+# How a step's snapshots arrive: evenly, or at random with the step's rate as their mean
+# (shapes.py's poisson): the search then finds the highest mean rate of random arrivals.
+ARRIVALS = ("constant", "poisson")
 # Lower bounds (exclusive unless listed in _INCLUSIVE) and upper bounds of each setting.
 _BOUNDS: dict[str, tuple[float, float | None]] = {
     "start_rate": (0.0, 1_000_000.0),
@@ -73,16 +76,23 @@ STEP_OVERHEAD_S = 15.0
 
 def resolve_settings(overrides: object) -> tuple[dict, list[str]]:
     """The search's settings: the defaults with ``stress_capacity`` overrides (validated)."""
-    settings = dict(SEARCH_DEFAULTS)
+    settings: dict = dict(SEARCH_DEFAULTS, arrivals=ARRIVALS[0])
     if overrides in (None, {}):
         settings["max_latency_ms"] = spec_top_latency_ms()
         return settings, []
     if not isinstance(overrides, dict):
         return settings, ["stress_capacity must be a mapping, got %r" % (overrides,)]
     errors = [
-        "stress_capacity: unknown key %r (known: %s)" % (key, ", ".join(SEARCH_DEFAULTS))
-        for key in sorted(set(overrides) - set(SEARCH_DEFAULTS))
+        "stress_capacity: unknown key %r (known: %s)" % (key, ", ".join(settings))
+        for key in sorted(set(overrides) - set(settings))
     ]
+    arrivals = overrides.get("arrivals")
+    if arrivals is not None:
+        if arrivals in ARRIVALS:
+            settings["arrivals"] = arrivals
+        else:
+            errors.append("stress_capacity.arrivals must be one of %s, got %r"
+                          % (", ".join(ARRIVALS), arrivals))  # fmt: skip
     for key, value in overrides.items():
         if key not in SEARCH_DEFAULTS or value is None:
             continue
@@ -171,6 +181,8 @@ def step_figures(measured: dict, load: dict, plan: dict) -> dict:
         "started_at": load["started_at"],
         "finished_at": load["finished_at"],
         "achieved_rate": load.get("achieved_rate", 0.0),
+        # Snapshots the step's schedule held: random arrivals hold about rate x duration.
+        "planned": load.get("planned"),
         "lateness_ms": load.get("lateness_ms") or {},
         "blocked_s": load.get("blocked_s", 0.0),
         "generator_cpu_pct": generator_cpu,

@@ -56,8 +56,9 @@ def observer_share(metrics: dict, resource: str) -> str:
 BACKPRESSURE_SHARE = 0.5
 # What a level whose shape the generator did not deliver is not judged on: the Observer's
 # performance under a load it was not offered. Integrity, contract and errors still are.
-PERFORMANCE_CRITERIA = ("min_throughput", "max_latency_ms", "max_visibility_ms", "max_cpu_pct",
-                        "max_memory_pct")  # fmt: skip
+# CPU and memory are the machine's whatever the load: still judged (an Observer that starves
+# the machine can starve the generator too).
+PERFORMANCE_CRITERIA = ("min_throughput", "max_latency_ms", "max_visibility_ms")
 
 
 def generator_bound(metrics: dict, limits: dict) -> str:
@@ -96,8 +97,18 @@ def generator_bound(metrics: dict, limits: dict) -> str:
 
 
 def visibility_p99(metrics: dict) -> float | None:
-    """The p99 of when the level's records became visible, or None when not followed."""
-    return ((metrics.get("freshness") or {}).get("visibility_ms") or {}).get("p99")
+    """The p99 of the time the level's records took to become visible from when the generator
+    was ready to send each (its own lateness left out), or None when not followed."""
+    return ((metrics.get("freshness") or {}).get("observer_visibility_ms") or {}).get("p99")
+
+
+def _unseen(metrics: dict) -> str:
+    unseen = (metrics.get("freshness") or {}).get("unseen") or 0
+    return (
+        " (%d record(s) never seen, counted as seen when the follower gave up)" % unseen
+        if (unseen)
+        else ""
+    )
 
 
 def judged_latency(metrics: dict) -> tuple[float | None, str]:
@@ -111,6 +122,13 @@ def judged_latency(metrics: dict) -> tuple[float | None, str]:
     if visible is not None:
         return visible, "visibility latency (the Observer reports none of its own; an upper bound)"
     return None, ""
+
+
+def _visibility_unmeasured(metrics: dict, thresholds: dict) -> list[dict]:
+    """A visibility limit with nothing to judge it on."""
+    if thresholds.get("max_visibility_ms") is None or visibility_p99(metrics) is not None:
+        return []
+    return [_unmeasured("visibility", "no record of the level was seen in the records files")]
 
 
 def freshness_flags(metrics: dict) -> list[str]:
@@ -166,7 +184,13 @@ def _latency_breaches(metrics: dict, thresholds: dict) -> list[dict]:
                 "max_latency_ms",
                 p99,
                 thresholds["max_latency_ms"],
-                "p99 %s %.3f ms not under %g ms" % (kind, p99, thresholds["max_latency_ms"]),
+                "p99 %s %.3f ms not under %g ms%s"
+                % (
+                    kind,
+                    p99,
+                    thresholds["max_latency_ms"],
+                    _unseen(metrics) if kind.startswith("visibility") else "",
+                ),
             )
         )
     visible = visibility_p99(metrics)
@@ -175,7 +199,8 @@ def _latency_breaches(metrics: dict, thresholds: dict) -> list[dict]:
         breaches.append(
             _breach(
                 "max_visibility_ms", visible, limit,
-                "p99 visibility latency %.3f ms not under %g ms" % (visible, limit),
+                "p99 visibility latency %.3f ms not under %g ms%s"
+                % (visible, limit, _unseen(metrics)),
             )
         )  # fmt: skip
     return breaches
@@ -301,7 +326,7 @@ def judged_level(
     breaches = judge_level(metrics, thresholds, limits)
     if metrics["generator_bound"]:
         breaches = [b for b in breaches if b["criterion"] not in PERFORMANCE_CRITERIA]
-    unmeasured = level_unmeasured(metrics)
+    unmeasured = level_unmeasured(metrics) + _visibility_unmeasured(metrics, thresholds)
     verdict = verdict_of(bool(breaches), bool(unmeasured))
     flags = freshness_flags(metrics)
     judged = dict(
@@ -352,7 +377,11 @@ def _delivery_breaches(step: dict, delivery: dict) -> list[dict]:
     (the Observer's back-pressure: its throughput) or without one (generator-bound)."""
     rate, achieved = step["rate"], step["achieved_rate"]
     lateness = (step.get("lateness_ms") or {}).get("p99", 0.0)
-    short = achieved < delivery["generator_min_ratio"] * rate
+    # What the schedule offered: random arrivals draw about the rate, a little more or less.
+    planned, length = step.get("planned"), step["warmup_s"] + step["step_s"]
+    random = delivery.get("arrivals") == "poisson" and planned and length > 0
+    offered = planned / length if random else rate
+    short = achieved < delivery["generator_min_ratio"] * offered
     late = lateness > delivery["generator_max_lateness_ms"]
     if not (short or late):
         return []
@@ -446,7 +475,8 @@ def _delivered(levels: list[dict]) -> tuple[list[dict], str]:
 def _scaling(all_levels: list[dict], limits: dict) -> dict:
     levels, note = _delivered(all_levels)
     if not any(lv.get("sent") for lv in levels):
-        return _criterion("scaling", NOT_MEASURED, "no level offered any load" + note)
+        why = "no level was delivered" if note else "no level offered any load"
+        return _criterion("scaling", NOT_MEASURED, why + note)
     ratios = [lv["throughput"] / lv["rate"] for lv in levels if lv.get("sent")]
     rising = all(
         b["throughput"] >= a["throughput"]
@@ -466,8 +496,9 @@ def _scaling(all_levels: list[dict], limits: dict) -> dict:
     )
 
 
-def _resources(all_levels: list[dict], limits: dict) -> dict:
-    levels, note = _delivered(all_levels)
+def _resources(levels: list[dict], limits: dict) -> dict:
+    # The machine's CPU and memory are judged at every level, the generator's delivery aside.
+    note = ""
     measured = [lv for lv in levels if lv.get("samples", 0) >= MIN_SAMPLES]
     unmeasured = [lv for lv in levels if lv.get("samples", 0) < MIN_SAMPLES]
     if not measured:
@@ -537,7 +568,7 @@ def _degradation_latency(level: dict) -> tuple[dict | None, bool]:
     Observer reports none of its own)."""
     if level.get("latency_ms"):
         return level["latency_ms"], False
-    visible = (level.get("freshness") or {}).get("visibility_ms")
+    visible = (level.get("freshness") or {}).get("observer_visibility_ms")
     return (visible, True) if visible else (None, False)
 
 
@@ -577,8 +608,8 @@ def _graceful_degradation(all_levels: list[dict], limits: dict) -> dict:
         return _criterion(
             "graceful_degradation",
             NOT_MEASURED,
-            ("no level wrote any record"
-             if not _with_records(levels)
+            ("no level was delivered" if note and not levels
+             else "no level wrote any record" if not _with_records(levels)
              else "this Observer records no processing latency, in its records or its log")
             + note,
         )  # fmt: skip

@@ -11,11 +11,13 @@ while the level runs: if it dies, the level ends within two seconds. Standard li
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import json
 import os
 import select
+import signal
 import stat
 import time
 from array import array
@@ -29,6 +31,11 @@ from .stats import summary_ms
 from .visibility import RecordFollower, follow, freshness, read_sightings, write_sightings
 
 PID_CHECK_S = 0.5
+# How often the sender looks whether the follower has ended.
+FOLLOWER_WAIT_S = 0.02
+# At most this many lines in one write: a burst of millions goes out in writes back to back,
+# without a batch of gigabytes in memory.
+MAX_BATCH = 10_000
 PROGRESS_EVERY_S = 1.0
 # How long one write may wait for room in the pipe before the PID is looked at again.
 WRITE_WAIT_S = 0.25
@@ -167,8 +174,10 @@ class LevelOutcome:
     # When each snapshot was written, in seconds from the level's start (its intended times
     # are the plan's schedule): the delivered shape.
     sent_offsets: array = field(default_factory=lambda: array("d"))
-    # Seconds each burst of the shape waited on a full pipe (the Observer's share of its time).
-    burst_blocked: dict[int, float] = field(default_factory=dict)
+    # After each write: (seconds from the level's start, seconds blocked on a full pipe so far).
+    blocked_timeline: list[tuple[float, float]] = field(default_factory=list)
+    # CPU seconds of the records follower (a process of its own), beside the sender's.
+    follower_cpu_s: float = 0.0
     delivery: dict = field(default_factory=dict)
     # When the level's records became visible in the records files (visibility.py), or None
     # when they were not followed.
@@ -187,7 +196,11 @@ class LevelOutcome:
             "observer_pid": self.observer_pid,
             "blocked_s": round(self.blocked_s, 3),
             "cpu_s": round(self.cpu_s, 3),
-            "generator_cpu_pct": round(100.0 * self.cpu_s / elapsed / (os.cpu_count() or 1), 3)
+            "follower_cpu_s": round(self.follower_cpu_s, 3),
+            # The load tool's own share of the machine: the sender and its records follower.
+            "generator_cpu_pct": round(
+                100.0 * (self.cpu_s + self.follower_cpu_s) / elapsed / (os.cpu_count() or 1), 3
+            )
             if self.sent
             else 0.0,
             "delivery": self.delivery,
@@ -250,25 +263,26 @@ def _send_due(
     watch: ProcessWatch,
     ledger: BinaryIO,
 ) -> bool:
-    """Everything due by now goes out in one write: late lines are sent, never skipped. False
-    if the Observer died meanwhile."""
-    due_at, total, bursts = plan.schedule.offsets, plan.schedule.total, plan.schedule.burst_of
+    """What is due by now goes out in one write (at most MAX_BATCH lines: a huge burst goes
+    out in several, back to back): late lines are sent, never skipped. False if the Observer
+    died meanwhile."""
+    due_at, total = plan.schedule.offsets, plan.schedule.total
     now_s = time.monotonic() - mono_start
     first = sent = outcome.sent
     batch = []
-    while sent < total and due_at[sent] <= now_s:
+    while sent < total and due_at[sent] <= now_s and sent - first < MAX_BATCH:
         outcome.lateness_ms.append((now_s - due_at[sent]) * 1000.0)
         batch.append(generator.line(plan.wall_start + due_at[sent]))
         sent += 1
     data = b"".join(batch)
-    blocked = _write_fully(pipe_fd, data, watch, outcome)
-    if blocked is None:
+    if _write_fully(pipe_fd, data, watch, outcome) is None:
         outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
         return False
-    outcome.sent_offsets.extend([time.monotonic() - mono_start] * (sent - first))
-    if bursts:
-        for number in {bursts[i] for i in range(first, sent) if i in bursts}:
-            outcome.burst_blocked[number] = outcome.burst_blocked.get(number, 0.0) + blocked
+    written = time.monotonic() - mono_start
+    outcome.sent_offsets.extend([written] * (sent - first))
+    # When the pipe was full, and for how long in all: a burst's share of it is the time
+    # blocked between its due time and its last send, whichever lines were being written.
+    outcome.blocked_timeline.append((written, outcome.blocked_s))
     ledger.write(data)
     outcome.sent = sent
     return True
@@ -287,34 +301,73 @@ class Follow:
     path: str
 
 
-def _start_follower(follow_spec: Follow) -> tuple[int, int]:
-    """Fork the follower: (its PID, the pipe to tell it how many were sent)."""
+class _StopFollowing(Exception):
+    """The sender asked the follower to stop."""
+
+
+def _stop_following(_signum: int, _frame: object) -> None:
+    raise _StopFollowing
+
+
+def _start_follower(follow_spec: Follow, pipe_fd: int) -> tuple[int, int] | None:
+    """Fork the follower: (its PID, the pipe to tell it how many were sent); None when the
+    machine cannot fork (the level runs without freshness)."""
     follower = RecordFollower(follow_spec.output_dir, follow_spec.record_files, follow_spec.prefix)
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
     if pid:
         os.close(read_end)
         return pid, write_end
     status = 1
     try:
-        # The job's output is the sender's: the follower writes only its file.
+        # The job's output is the sender's, and the Observer's input too: the follower holds
+        # neither (the Observer must see its input end when the sender closes it).
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(write_end)
-        follow(follower, read_end, follow_spec.settle_s)
+        os.close(pipe_fd)
+        # Stopped early (the Observer died), it still writes what it saw.
+        signal.signal(signal.SIGTERM, _stop_following)
+        with contextlib.suppress(_StopFollowing):
+            follow(follower, read_end, follow_spec.settle_s)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         write_sightings(follow_spec.path, follower.seen)
         status = 0
     finally:
         os._exit(status)
 
 
-def _end_follower(pid: int, control: int, sent: int) -> None:
-    """Tell the follower how many were sent and wait for it to have seen them (or given up)."""
+def _end_follower(
+    follower: tuple[int, int], sent: int, watch: ProcessWatch, outcome: LevelOutcome
+) -> float:
+    """Tell the follower how many were sent (0: stop now) and wait for it to have seen them,
+    or given up: the CPU seconds it used. The Observer is still watched meanwhile: dead
+    before writing the level's last records, it failed the level."""
+    pid, control = follower
     with contextlib.suppress(OSError):
         os.write(control, b"%d\n" % sent)
     os.close(control)
-    os.waitpid(pid, 0)
+    next_check = time.monotonic() + PID_CHECK_S
+    while True:
+        done, _status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return usage.ru_utime + usage.ru_stime
+        if outcome.failure is None and time.monotonic() >= next_check:
+            next_check = time.monotonic() + PID_CHECK_S
+            if not watch.alive():
+                outcome.failure = (
+                    "process failure: the Observer (pid %d) died before writing the level's "
+                    "last records" % watch.pid
+                )
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+        time.sleep(FOLLOWER_WAIT_S)
 
 
 def _cpu_seconds() -> float:
@@ -335,10 +388,51 @@ def inject(
     its intended and actual send times beside it (``<ledger>.times``). With ``follow_spec``,
     when each record became visible too (``freshness``)."""
     generator = plan.generator()
+    outcome = LevelOutcome(planned=plan.total, observer_pid=watch.pid)
+    follower = _start_follower(follow_spec, pipe_fd) if follow_spec else None
+    sent = None
+    gave_up = mono_start = 0.0
+    try:
+        mono_start = _send_all(plan, outcome, pipe_fd=pipe_fd, watch=watch,
+                               ledger_path=ledger_path, progress_path=progress_path,
+                               generator=generator)  # fmt: skip
+        # A dead Observer writes nothing more: the follower stops at once.
+        sent = 0 if outcome.failure else outcome.sent
+    finally:
+        if follower:
+            outcome.follower_cpu_s = _end_follower(follower, sent or 0, watch, outcome)
+            gave_up = time.monotonic()
+    span = max(plan.duration_s, outcome.finished_at - outcome.started_at)
+    outcome.delivery = delivery(
+        plan.schedule, outcome.sent_offsets, span, _burst_blocked(plan.schedule, outcome)
+    )
+    write_send_times(ledger_path + ".times", plan.schedule.offsets, outcome.sent_offsets)
+    if follower and follow_spec:
+        seen = read_sightings(follow_spec.path)
+        outcome.freshness = freshness(
+            plan.schedule, outcome.sent_offsets, seen, mono_start=mono_start,
+            lateness_ms=outcome.lateness_ms, gave_up=gave_up,
+        )  # fmt: skip
+        # Kept from the level's start, the clock of the ledger's send times.
+        write_sightings(follow_spec.path, seen, since=mono_start)
+    _write_progress(progress_path, outcome, time.time(), done=True)
+    return outcome
+
+
+def _send_all(
+    plan: LevelPlan,
+    outcome: LevelOutcome,
+    *,
+    pipe_fd: int,
+    watch: ProcessWatch,
+    ledger_path: str,
+    progress_path: str | None,
+    generator: SnapshotGenerator | ReplayGenerator,
+) -> float:
+    """The sending itself, from the agreed start to the last snapshot (or the Observer's
+    death): the monotonic moment it started."""
+    total = plan.schedule.total
     due_at = plan.schedule.offsets
-    total = len(due_at)
-    outcome = LevelOutcome(planned=total, observer_pid=watch.pid)
-    follower = _start_follower(follow_spec) if follow_spec else None
     plan.wall_start = plan.start_at if plan.start_at else time.time() + 0.05
     while time.time() < plan.wall_start:
         time.sleep(min(0.05, max(0.0, plan.wall_start - time.time())))
@@ -369,15 +463,23 @@ def inject(
     outcome.cpu_s = _cpu_seconds() - cpu_start
     if outcome.failure is None and not watch.alive():
         outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
-    span = max(plan.duration_s, outcome.finished_at - outcome.started_at)
-    outcome.delivery = delivery(plan.schedule, outcome.sent_offsets, span, outcome.burst_blocked)
-    write_send_times(ledger_path + ".times", plan.schedule.offsets, outcome.sent_offsets)
-    if follower and follow_spec:
+    if outcome.failure is None:
         _write_progress(progress_path, outcome, time.time(), done=False, draining=True)
-        _end_follower(*follower, outcome.sent)
-        seen = read_sightings(follow_spec.path)
-        outcome.freshness = freshness(plan.schedule, outcome.sent_offsets, seen, mono_start)
-        # Kept from the level's start, the clock of the ledger's send times.
-        write_sightings(follow_spec.path, seen, since=mono_start)
-    _write_progress(progress_path, outcome, time.time(), done=True)
-    return outcome
+    return mono_start
+
+
+def _burst_blocked(plan: Schedule, outcome: LevelOutcome) -> dict[int, float]:
+    """Per burst, the seconds the generator waited on a full pipe between the burst's due time
+    and its last send (whatever it was writing then): the Observer's share of the delay."""
+    moments = [moment for moment, _unused in outcome.blocked_timeline]
+    totals = [total for _unused, total in outcome.blocked_timeline]
+    blocked = {}
+    for number, (start, members) in enumerate(plan.bursts):
+        done = [i for i in members if i < len(outcome.sent_offsets)]
+        if not done:
+            continue
+        last = bisect.bisect_left(moments, max(outcome.sent_offsets[i] for i in done))
+        before = bisect.bisect_right(moments, start) - 1
+        at_last = totals[last] if last < len(totals) else outcome.blocked_s
+        blocked[number] = at_last - (totals[before] if before >= 0 else 0.0)
+    return blocked

@@ -19,6 +19,9 @@ THRESHOLD_KEYS = ("min_throughput", "max_latency_ms", "max_cpu_pct", "max_memory
 # A level's optional thresholds: p99 of when its records became visible (for any Observer).
 OPTIONAL_THRESHOLD_KEYS = ("max_visibility_ms",)
 LEVEL_KEYS = ("rate", "duration_s", "thresholds")
+# The most a level may offer and last.
+MAX_LEVEL_RATE = 1_000_000
+MAX_LEVEL_DURATION_S = 86_400
 # A level's optional keys: its load shape (shapes.py), constant when absent.
 OPTIONAL_LEVEL_KEYS = ("shape",)
 
@@ -166,12 +169,14 @@ def _level_errors(level: dict, where: str) -> list[str]:
         required = ("thresholds",)
     errors += ["%s: missing key %r" % (where, key) for key in required if key not in level]
     if "rate" in level:
-        _positive_number(level["rate"], where + ".rate", errors, upper=1_000_000)
+        _positive_number(level["rate"], where + ".rate", errors, upper=MAX_LEVEL_RATE)
     if "duration_s" in level:
-        _positive_number(level["duration_s"], where + ".duration_s", errors, upper=86_400)
+        _positive_number(
+            level["duration_s"], where + ".duration_s", errors, upper=MAX_LEVEL_DURATION_S
+        )
     if (
         not errors
-        and not is_replay(level)
+        and (level.get("shape") or {}).get("type", "constant") not in ("constant", "replay")
         and planned_total(level.get("shape"), level["rate"], level["duration_s"]) > MAX_SNAPSHOTS
     ):
         errors.append(

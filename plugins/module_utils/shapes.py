@@ -109,12 +109,37 @@ def _replay_errors(shape: dict, where: str) -> list[str]:
     return errors
 
 
+class EvenTimes(Sequence[float]):
+    """``n x interval`` for n below ``count``, computed when asked: a constant level holds no
+    list of its send times (a day at a million a second would need gigabytes)."""
+
+    def __init__(self, interval: float, count: int) -> None:
+        self.interval, self.count = interval, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [n * self.interval for n in range(*index.indices(self.count))]
+        if index < 0:
+            index += self.count
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return index * self.interval
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class Schedule:
     """Intended send times (seconds from the level's start, in order) and, per burst, the
     indexes of its snapshots and its due time."""
 
-    offsets: array = field(default_factory=lambda: array("d"))
+    offsets: Sequence[float] = field(default_factory=lambda: array("d"))
     bursts: list[tuple[float, list[int]]] = field(default_factory=list)
     burst_window_s: float = 0.0
     # A replay's lines, as captured (capture.py), in the order they are sent.
@@ -141,22 +166,29 @@ def planned_total(shape: dict | None, rate: float, duration_s: float) -> int:
     shape = shape or {}
     total = round(rate * duration_s)  # a replay's: its count (the plan sets both from it)
     if shape.get("type") == "burst":
-        total += shape["size"] * len(_burst_starts(shape, duration_s))
+        total += shape["size"] * _burst_count(shape, duration_s)
     return total
+
+
+def _burst_count(shape: dict, duration_s: float) -> int:
+    """How many bursts fall within the level (counted, not listed: a tiny period over a long
+    level is refused by the count, not after a list of millions)."""
+    period = float(shape["period_s"])
+    first = float(shape.get("first_at_s", period / 2.0))
+    return max(0, math.ceil((duration_s - first) / period)) if first < duration_s else 0
 
 
 def _burst_starts(shape: dict, duration_s: float) -> list[float]:
     period = float(shape["period_s"])
     first = float(shape.get("first_at_s", period / 2.0))
-    count = max(0, math.ceil((duration_s - first) / period)) if first < duration_s else 0
-    return [first + k * period for k in range(count)]
+    return [first + k * period for k in range(_burst_count(shape, duration_s))]
 
 
 def schedule(shape: dict | None, rate: float, duration_s: float, seed: str) -> Schedule:
     """Every snapshot's intended send time for one level."""
     shape = shape or {}
     kind = shape.get("type", "constant")
-    if planned_total(shape, rate, duration_s) > MAX_SNAPSHOTS:
+    if kind != "constant" and planned_total(shape, rate, duration_s) > MAX_SNAPSHOTS:
         raise ValueError(
             "the level plans more than %d snapshots: shorten it or lower its rate" % MAX_SNAPSHOTS
         )
@@ -174,9 +206,9 @@ def schedule(shape: dict | None, rate: float, duration_s: float, seed: str) -> S
     # n times the interval, as the constant schedule has always been computed (the snapshots'
     # timestamps of a seeded run stay the same to the last bit).
     interval = 1.0 / rate
-    base = [n * interval for n in range(round(rate * duration_s))]
     if kind != "burst":
-        return Schedule(array("d", base))
+        return Schedule(EvenTimes(interval, round(rate * duration_s)))
+    base = [n * interval for n in range(round(rate * duration_s))]
     # Base snapshots and burst snapshots in one timeline, in the order they are due (a burst
     # member is due after a base snapshot due at the same moment).
     size, window = shape["size"], shape["window_ms"] / 1000.0

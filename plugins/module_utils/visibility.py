@@ -27,6 +27,9 @@ from .shapes import Schedule
 from .stats import summary_ms
 
 POLL_S = 0.005
+# A records file not written for this long before the level is looked at with each listing
+# only, not at each poll (a rotated one, most likely), until it grows.
+QUIET_FILE_S = 60.0
 # The folder is listed this often (a rotation makes a new file); open files are read each poll.
 LIST_EVERY_S = 0.1
 # How long the follower keeps reading after the last send, at most, for records still coming
@@ -47,6 +50,10 @@ class RecordFollower:
         # inode -> [path, offset, partial line]: a file renamed by a rotation is still read to
         # its end under its new name; one that shrank was rewritten and is read again.
         self._files: dict[int, list] = {}
+        # inode -> its size at the start, for the files not written lately (a rotated file,
+        # or an active one idle before the level): looked at only with each listing, and
+        # followed from that size once one grows.
+        self._quiet: dict[int, int] = {}
         self._listed = 0.0
         self._list(time.monotonic(), at_end=True)
 
@@ -56,17 +63,31 @@ class RecordFollower:
             names = [n for n in os.listdir(self.output_dir) if self.pattern.match(n)]
         except OSError:
             return
+        found = []
         for name in names:
             path = os.path.join(self.output_dir, name)
             try:
-                info = os.stat(path)
+                found.append((path, os.stat(path)))
             except OSError:
                 continue
+        # The newest file is the active one, however long it has been idle.
+        newest = max((info.st_mtime for _unused, info in found), default=0.0)
+        for path, info in found:
             known = self._files.get(info.st_ino)
-            if known is None:
-                self._files[info.st_ino] = [path, info.st_size if at_end else 0, b""]
-            else:
+            if known is not None:
                 known[0] = path
+            elif info.st_ino in self._quiet:
+                if info.st_size != self._quiet[info.st_ino]:
+                    self._files[info.st_ino] = [path, self._quiet.pop(info.st_ino), b""]
+            elif not at_end:
+                self._files[info.st_ino] = [path, 0, b""]
+            elif info.st_mtime >= min(newest, time.time() - QUIET_FILE_S):
+                # A file already there is followed from its end at every poll if it was
+                # written lately; the others (the rotated files of a long-lived folder never
+                # grow again) at every listing only.
+                self._files[info.st_ino] = [path, info.st_size, b""]
+            else:
+                self._quiet[info.st_ino] = info.st_size
 
     def poll(self) -> int:
         """Read what was appended since the last poll; the number of new sightings."""
@@ -77,14 +98,16 @@ class RecordFollower:
         for inode, state in list(self._files.items()):
             path, offset, partial = state
             try:
+                # A stat first: most polls find nothing new, and open costs more.
+                info = os.stat(path)
+                if info.st_ino != inode or info.st_size == offset:
+                    continue  # nothing new (or the name is another file's: listed again soon)
                 with open(path, "rb") as handle:
                     if os.fstat(handle.fileno()).st_ino != inode:
-                        continue  # the name is another file's now: listed again soon
+                        continue
                     size = os.fstat(handle.fileno()).st_size
                     if size < offset:
                         offset, partial = 0, b""
-                    if size == offset:
-                        continue
                     handle.seek(offset)
                     data = handle.read(size - offset)
             except OSError:
@@ -157,25 +180,42 @@ def read_sightings(path: str) -> dict[int, float]:
 
 
 def freshness(
-    plan: Schedule, sent_offsets: Sequence[float], seen: dict[int, float], mono_start: float
+    plan: Schedule,
+    sent_offsets: Sequence[float],
+    seen: dict[int, float],
+    *,
+    mono_start: float,
+    lateness_ms: Sequence[float],
+    gave_up: float,
 ) -> dict:
-    """The level's freshness from the sightings (monotonic seconds) of its records: visibility
-    latency from each snapshot's intended send time, per burst the time until the whole burst
-    was visible, and the backlog's drain time after the last send."""
+    """The level's freshness from the sightings (monotonic seconds) of its records.
+
+    ``visibility_ms``: from each snapshot's intended send time to its record's sighting.
+    ``observer_visibility_ms``: from the moment the generator was ready to send it (intended
+    time plus the generator's own lateness, ``lateness_ms``) to its sighting: what the
+    Observer took, the generator's delays left out; judged. A record never seen counts as
+    seen when the follower gave up (``gave_up``, monotonic): at least that late, so that the
+    slowest records are never left out of the percentiles (``unseen`` says how many). Per
+    burst, the time until the whole burst was visible, and the backlog's drain time after
+    the last send."""
     sent = len(sent_offsets)
     visible = array("d")
     latencies = []
+    observer = []
     for sequence in range(sent):
-        stamp = seen.get(sequence)
-        if stamp is None:
-            continue
+        stamp = seen.get(sequence, gave_up)
         at = stamp - mono_start
-        visible.append(at)
-        latencies.append((at - plan.offsets[sequence]) * 1000.0)
+        if sequence in seen:
+            visible.append(at)
+        late = (at - plan.offsets[sequence]) * 1000.0
+        latencies.append(late)
+        observer.append(late - (lateness_ms[sequence] if sequence < len(lateness_ms) else 0.0))
     figures: dict = {
         "sent": sent,
-        "visible": len(latencies),
-        "visibility_ms": summary_ms(latencies) if latencies else None,
+        "visible": len(visible),
+        "unseen": sent - len(visible),
+        "visibility_ms": summary_ms(latencies) if visible else None,
+        "observer_visibility_ms": summary_ms(observer) if visible else None,
         "poll_ms": POLL_S * 1000.0,
         "drain_ms": round((max(visible) - sent_offsets[-1]) * 1000.0, 3)
         if visible and sent

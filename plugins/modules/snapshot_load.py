@@ -193,7 +193,7 @@ cpu_s:
   type: float
   sample: 0.41
 generator_cpu_pct:
-  description: The generator's own CPU, in percent of the machine (all cores), over the level.
+  description: The generator's own CPU (the sender and its records follower), in percent of the machine (all cores), over the level.
   returned: success
   type: float
   sample: 0.5
@@ -208,9 +208,11 @@ ledger:
 freshness:
   description:
     - With O(output_dir), when the level's records became visible in the records files, from
-      each snapshot's intended send time (C(visibility_ms), p50, p95, p99, max; an upper
-      bound of the Observer's receipt-to-dispatch time, late by at most C(poll_ms)), how many
-      of those sent were seen (C(visible)), the backlog's drain time after the last send
+      each snapshot's intended send time (C(visibility_ms), p50, p95, p99, max) and from when
+      the generator was ready to send it (C(observer_visibility_ms), its own lateness left
+      out; an upper bound of the Observer's receipt-to-dispatch time, late by at most
+      C(poll_ms)), how many of those sent were seen (C(visible); a record never seen,
+      C(unseen), counts as seen when the follower gave up), the backlog's drain time after the last send
       (C(drain_ms)) and per burst the time from its due time until all of it was visible
       (C(visible_ms)) and from its last send (C(drain_ms)). Null without O(output_dir).
   returned: success
@@ -218,7 +220,9 @@ freshness:
   sample:
     sent: 900
     visible: 900
+    unseen: 0
     visibility_ms: {"p50": 251.2, "p95": 478.0, "p99": 496.3, "max": 503.9}
+    observer_visibility_ms: {"p50": 251.0, "p95": 477.8, "p99": 496.0, "max": 503.5}
     poll_ms: 5.0
     drain_ms: 480.2
     bursts: []
@@ -289,7 +293,9 @@ def _follow(params: dict, prefix: str) -> Follow | None:
     )
 
 
-def _check_arguments(module: AnsibleModule) -> None:
+def _checked_plan(module: AnsibleModule) -> LevelPlan:
+    """The level's plan, its schedule drawn once (a replay's capture read once); every bad
+    argument refused by name."""
     params = module.params
     for name in ("rate", "duration_s"):
         if not params[name] > 0:
@@ -306,12 +312,14 @@ def _check_arguments(module: AnsibleModule) -> None:
     errors = shape_errors(params["shape"], "shape")
     if errors:
         module.fail_json(msg="; ".join(errors))
+    plan = _plan(params)
     try:
-        total = _plan(params).total
+        total = plan.total
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     if total < 1:
         module.fail_json(msg="the level's shape plans no snapshot at all (rate x duration_s)")
+    return plan
 
 
 def _make_work_folders(module: AnsibleModule) -> None:
@@ -347,8 +355,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    _check_arguments(module)
-    plan = _plan(module.params)
+    plan = _checked_plan(module)
     prefix = run_id_prefix(plan.run_tag, plan.level)
     result = {
         "changed": False,

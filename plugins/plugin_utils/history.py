@@ -58,8 +58,18 @@ class HistoryError(Exception):
 
 
 def levels_key(levels: list[Mapping[str, Any]]) -> str:
-    """What makes two runs' levels the same: their rates and durations, in order."""
-    return json.dumps([[float(lv["rate"]), float(lv["duration_s"])] for lv in levels])
+    """What makes two runs' levels the same: their rates and durations, in order, and the
+    shape of each that has one other than constant (a burst is not compared with an even
+    load; a replay by its capture's path and speed)."""
+    return json.dumps(
+        [
+            [float(lv["rate"]), float(lv["duration_s"])]
+            + ([lv["shape"]] if (lv.get("shape") or {}).get("type", "constant") != "constant"
+               else [])
+            for lv in levels
+        ],
+        sort_keys=True,
+    )  # fmt: skip
 
 
 # How long a writer waits for another (parallel CI jobs share one history).

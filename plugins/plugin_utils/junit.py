@@ -52,9 +52,10 @@ BREACH_CRITERION = {
 # What a level could not measure (gate.level_unmeasured) -> the testcases it leaves unjudged.
 UNMEASURED_CRITERIA = {
     "load": ("throughput", "latency", "cpu", "memory", "integrity", "error_rate"),
-    # The load generator did not deliver the level's shape: the Observer's performance under
-    # it is not measured; what it lost or broke still is.
-    "delivery": ("throughput", "latency", "cpu", "memory"),
+    # The load generator did not deliver the level's shape: the Observer's throughput and
+    # latency under it are not measured; what it lost or broke, and the machine, still are.
+    "delivery": ("throughput", "latency"),
+    "visibility": ("latency",),
     "latency": ("latency",),
     "resources": ("cpu", "memory"),
 }

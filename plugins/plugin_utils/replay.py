@@ -22,6 +22,10 @@ from ansible_collections.qts.observer.plugins.module_utils.capture import (
     read_capture,
     replay_timing,
 )
+from ansible_collections.qts.observer.plugins.module_utils.profile import (
+    MAX_LEVEL_DURATION_S,
+    MAX_LEVEL_RATE,
+)
 
 OBSERVER_FILES = Path(__file__).resolve().parents[2] / "files" / "observer"
 SCHEMA = OBSERVER_FILES / "schemas" / "observation_snapshot.schema.json"
@@ -88,6 +92,15 @@ def replay_level(level: dict, where: str) -> list[str]:
         offsets, _lines = read_capture(path, speed)
     except CaptureError as exc:
         return ["%s.shape.capture: %s" % (where, exc)]
-    level["rate"], level["duration_s"] = replay_timing(len(offsets), offsets[-1])
+    rate, duration = replay_timing(len(offsets), offsets[-1])
+    # The bounds of any level's rate and length (profile.validate_levels).
+    if not (0 < rate <= MAX_LEVEL_RATE and duration <= MAX_LEVEL_DURATION_S):
+        return [
+            "%s.shape: %d snapshots over %g s at speed %g make a level of %g s at %g/s: a level "
+            "lasts at most %d s and offers at most %d/s; change the speed"
+            % (where, len(offsets), offsets[-1] * speed, speed, duration, rate, MAX_LEVEL_DURATION_S,
+               MAX_LEVEL_RATE)
+        ]  # fmt: skip
+    level["rate"], level["duration_s"] = rate, duration
     level["shape"] = dict(shape, capture=path, speed=speed)
     return []

@@ -260,3 +260,40 @@ def test_how_the_first_failing_step_failed_is_the_runs_collapse_rule():
     assert failed_how({"p50": 20.0, "p95": 50.0, "p99": 60.0, "max": 90.0}) == "collapse"
     # Neither: a graceful degradation.
     assert failed_how({"p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 6.0}) == "graceful degradation"
+
+
+def test_random_arrivals_are_judged_against_what_their_schedule_drew():
+    poisson, errors = capacity.resolve_settings({"arrivals": "poisson"})
+    assert errors == [] and poisson["arrivals"] == "poisson" and SETTINGS["arrivals"] == "constant"
+    _unused, errors = capacity.resolve_settings({"arrivals": "wave"})
+    assert errors == ["stress_capacity.arrivals must be one of constant, poisson, got 'wave'"]
+    # A step at 1000/s whose random arrivals drew 3 % fewer than rate x duration, every one
+    # sent on time: its generator delivered what was offered.
+    state = capacity.start(poisson, LENIENT, 0, "T", now=0.0)
+    plan = state["next"]
+    length = plan["warmup_s"] + plan["step_s"]
+    measured, load = step_run(plan["rate"], limit=1e9, planned_s=length)
+    drawn = round(0.97 * plan["rate"] * length)
+    measured.update(sent=drawn, written=drawn)
+    load.update(sent=drawn, planned=drawn, achieved_rate=round(drawn / length, 3),
+                finished_at=load["started_at"] + length)  # fmt: skip
+    step = capacity.step_figures(measured, load, plan)
+    limits = dict(LENIENT, max_error_rate_pct=0.1)
+    thresholds = capacity.step_thresholds(plan["rate"], poisson, LENIENT)
+    breaches, _unused = judge_step(step, thresholds, limits, poisson)
+    assert breaches == []
+    # The same figures from an even schedule, which always offers the rate: 3 % short.
+    breaches, _unused = judge_step(step, thresholds, limits, SETTINGS)
+    assert breaches[0]["criterion"] == "generator"
+
+
+def test_a_step_of_random_arrivals_runs_as_a_poisson_level_without_the_follower():
+    from ansible_collections.qts.observer.plugins.action.stress_capacity import ActionModule
+
+    poisson, _unused = capacity.resolve_settings({"arrivals": "poisson"})
+    plan = capacity.start(poisson, LENIENT, 0, "T", now=0.0)["next"]
+    args = {"settings": poisson, "work_dir": "/w", "settle_s": 10.0}
+    step = ActionModule._step_args(args, plan)
+    assert step["shape"] == {"type": "poisson"} and step["follow_records"] is False
+    assert step["rate"] == plan["rate"] and step["ledger"] == "/w/C1.sent.jsonl"
+    assert ActionModule._step_args(dict(args, settings=SETTINGS), plan)["shape"] is None
