@@ -356,6 +356,16 @@ class LevelAction(ActionBase):
         )
 
 
+def _offered_rate(args: dict, load: dict) -> float:
+    """The level's mean offered rate: its rate, or what its shape's schedule held over its
+    length."""
+    shape = (args["shape"] or {}).get("type", "constant")
+    planned = load.get("planned")
+    if shape == "constant" or not planned or args["duration_s"] <= 0:
+        return args["rate"]
+    return round(planned / args["duration_s"], 3)
+
+
 ARGUMENT_SPEC: dict[str, dict] = {
     **LEVEL_OPTIONS,
     "thresholds": {"type": "dict", "required": True},
@@ -387,6 +397,7 @@ class ActionModule(LevelAction):
             achieved_rate=load.get("achieved_rate") or 0.0,
             observer_pid=load.get("observer_pid"),
             shape=args["shape"] or {"type": "constant"},
+            offered_rate=_offered_rate(args, load),
             delivery=load.get("delivery") or {},
             freshness=load.get("freshness"),
             blocked_s=load.get("blocked_s", 0.0),

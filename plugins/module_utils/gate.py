@@ -462,6 +462,13 @@ def _stability(levels: list[dict], planned: int, start_pid, end_pid) -> dict:
     return _criterion("stability", ok, evidence)
 
 
+def offered_rate(level: dict) -> float:
+    """What a level offered per second on average: its rate, or for a shaped level what its
+    schedule held over its length (a burst level's bursts count, random arrivals drew a little
+    more or less than the rate)."""
+    return level.get("offered_rate") or level["rate"]
+
+
 def _delivered(levels: list[dict]) -> tuple[list[dict], str]:
     """The levels whose shape the generator delivered, and the note naming the others (their
     Observer figures are not measured)."""
@@ -477,18 +484,20 @@ def _scaling(all_levels: list[dict], limits: dict) -> dict:
     if not any(lv.get("sent") for lv in levels):
         why = "no level was delivered" if note else "no level offered any load"
         return _criterion("scaling", NOT_MEASURED, why + note)
-    ratios = [lv["throughput"] / lv["rate"] for lv in levels if lv.get("sent")]
+    ratios = [lv["throughput"] / offered_rate(lv) for lv in levels if lv.get("sent")]
     rising = all(
         b["throughput"] >= a["throughput"]
         for a, b in zip(levels, levels[1:])
-        if b["rate"] > a["rate"] and b.get("sent") and a.get("sent")
+        if offered_rate(b) > offered_rate(a) and b.get("sent") and a.get("sent")
     )
     return _criterion(
         "scaling",
         verdict_of(min(ratios) < limits["scaling_min_ratio"] or not rising, bool(note)),
         _levels_text(
             levels,
-            lambda lv: "%.3f/s (%.0f %%)" % (lv["throughput"], 100 * lv["throughput"] / lv["rate"]),
+            lambda lv: (
+                "%.3f/s (%.0f %%)" % (lv["throughput"], 100 * lv["throughput"] / offered_rate(lv))
+            ),
         )
         + note,
         round(min(ratios), 4),
@@ -585,7 +594,7 @@ def collapse_signs(level: dict, before: dict | None, limits: dict) -> list[str]:
             "%g/s: max latency %.1f ms over %g ms"
             % (level["rate"], latency["max"], limits["fail_latency_ms"])
         )
-    if level["throughput"] < limits["collapse_throughput_ratio"] * level["rate"]:
+    if level["throughput"] < limits["collapse_throughput_ratio"] * offered_rate(level):
         signs.append(
             "%g/s: throughput %.3f/s under %g %% of the offered rate"
             % (level["rate"], level["throughput"], 100 * limits["collapse_throughput_ratio"])

@@ -409,3 +409,31 @@ def test_levels_of_another_shape_are_not_compared():
     assert levels_key(even) == "[[50.0, 180.0]]"  # as before shapes, for the history kept
     assert levels_key([dict(even[0], shape={"type": "constant"})]) == levels_key(even)
     assert levels_key([dict(even[0], shape={"type": "poisson"})]) != levels_key(even)
+
+
+def test_scaling_compares_throughput_with_what_each_level_offered_on_average():
+    # The trading day's open (20/s and 10,000 in bursts over 20 s: 520/s on average) before a
+    # ramp of random arrivals at 100/s: throughput follows what was offered, not the base rate.
+    opening = dict(healthy_figures(20.0, 20.0), level=1, throughput=520.0, offered_rate=520.0,
+                   generator_bound="", verdict="PASS")  # fmt: skip
+    ramp = dict(healthy_figures(100.0, 20.0), level=2, throughput=100.2, offered_rate=100.3,
+                generator_bound="", verdict="PASS")  # fmt: skip
+    criteria = {
+        c["name"]: c
+        for c in judge_run([opening, ramp], 2, baseline=None, recovery=None, shutdown=None,
+                           start_pid=1, end_pid=1)
+    }  # fmt: skip
+    assert criteria["scaling"]["verdict"] == "PASS", criteria["scaling"]
+    assert criteria["graceful_degradation"]["verdict"] == "PASS"
+    # Half of what was offered is a collapse, bursts included.
+    opening["throughput"] = 200.0
+    criteria = {
+        c["name"]: c
+        for c in judge_run([opening, ramp], 2, baseline=None, recovery=None, shutdown=None,
+                           start_pid=1, end_pid=1)
+    }  # fmt: skip
+    assert criteria["graceful_degradation"]["verdict"] == "FAIL"
+    assert (
+        "throughput 200.000/s under 50 % of the offered rate"
+        in (criteria["graceful_degradation"]["evidence"])
+    )
