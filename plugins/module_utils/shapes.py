@@ -226,12 +226,17 @@ def schedule(shape: dict | None, rate: float, duration_s: float, seed: str) -> S
     )
 
 
+def window_of(moment: float, width_s: float) -> int:
+    """The window of ``width_s`` (from the level's start) a moment falls in. A snapshot due on
+    a window's boundary belongs to that window, whatever the last bit of its floating-point
+    time (0.07 / 0.01 is 7.000000000000001, 0.29 / 0.01 28.999999999999996)."""
+    return math.floor(moment / width_s + 1e-6)
+
+
 def _per_window(offsets: Sequence[float], width_s: float, span_s: float) -> dict:
     """Peak count in any window of ``width_s`` (windows from the start) and the index of
     dispersion of the counts over every window of the span (empty windows included)."""
-    # A snapshot due on a window's boundary belongs to that window, whatever the last bit of
-    # its floating-point time (0.07 / 0.01 is 7.000000000000001, 0.29 / 0.01 28.999999999999996).
-    counts = Counter(math.floor(moment / width_s + 1e-6) for moment in offsets)
+    counts = Counter(window_of(moment, width_s) for moment in offsets)
     windows = max(1, math.ceil(span_s / width_s))
     total = sum(counts.values())
     mean = total / windows
@@ -292,16 +297,19 @@ def write_send_times(path: str, intended: Sequence[float], sent: Sequence[float]
             handle.write("%d\t%.6f\t%.6f\n" % (sequence, intended[sequence], moment))
 
 
-def read_intended(path: str) -> array | None:
-    """The intended send times of a ledger's send times file, by sequence; None without one
-    (a level sent before they were kept) or with one that is not that file."""
-    intended = array("d")
+def read_send_times(path: str) -> tuple[array, array] | None:
+    """A ledger's send times file: (intended, sent) seconds from the level's start, by
+    sequence; None without one (a level sent before they were kept) or with one that is not
+    that file."""
+    intended, sent = array("d"), array("d")
     try:
         with open(path) as handle:
             if handle.readline().rstrip("\n") != SEND_TIMES_HEADER:
                 return None
             for line in handle:
-                intended.append(float(line.split("\t")[1]))
-    except (OSError, ValueError, IndexError):
+                _sequence, due, moment = line.split("\t")
+                intended.append(float(due))
+                sent.append(float(moment))
+    except (OSError, ValueError):
         return None
-    return intended
+    return intended, sent

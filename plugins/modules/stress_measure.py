@@ -123,7 +123,7 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
 from ansible_collections.qts.observer.plugins.module_utils.observer_interface import (
     resolved_reference,
 )
-from ansible_collections.qts.observer.plugins.module_utils.shapes import read_intended
+from ansible_collections.qts.observer.plugins.module_utils.shapes import read_send_times
 
 SETTLE_POLL_S = 0.25
 
@@ -149,7 +149,7 @@ def measure_level(params: dict) -> dict:
     figures["per_second"] = per_second(
         found, prefix, rate=params["rate"], start=params["start"],
         duration_s=params["duration_s"], interface=interface, logged=log["dispatched"],
-        intended=read_intended(params["ledger"] + ".times"),
+        intended=(read_send_times(params["ledger"] + ".times") or (None, None))[0],
     )  # fmt: skip
     figures["warmup"] = warmup
     duration = params["duration_s"]

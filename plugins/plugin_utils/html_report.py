@@ -16,11 +16,15 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from ansible_collections.qts.observer.plugins.module_utils.observer_interface import epoch
+from ansible_collections.qts.observer.plugins.module_utils.shapes import (
+    read_send_times,
+    window_of,
+)
 from ansible_collections.qts.observer.plugins.module_utils.stats import percentile
 from ansible_collections.qts.observer.plugins.module_utils.visibility import read_sightings
 from jinja2 import Environment
@@ -115,27 +119,11 @@ def _monitor(path: str) -> list[dict]:
     return rows
 
 
-def _send_times(path: str) -> tuple[list[float], list[float]]:
-    """A ledger's send times file: (intended, sent) seconds from the level's start."""
-    intended: list[float] = []
-    sent: list[float] = []
-    try:
-        with open(path) as handle:
-            next(handle, None)
-            for line in handle:
-                _sequence, due, moment = line.split("\t")
-                intended.append(float(due))
-                sent.append(float(moment))
-    except (OSError, ValueError):
-        return [], []
-    return intended, sent
-
-
-def _peaks(moments: list[float], seconds: int) -> list[int]:
+def _peaks(moments: Sequence[float], seconds: int) -> list[int]:
     """Per second, the most moments in any of its 10 ms windows."""
     counts: dict[int, int] = {}
     for moment in moments:
-        window = int(moment * 100 + 1e-6)
+        window = window_of(moment, 0.010)
         counts[window] = counts.get(window, 0) + 1
     peaks = [0] * seconds
     for window, count in counts.items():
@@ -272,9 +260,10 @@ class Charts:
         found = []
         for level in self.levels:
             ledger = os.path.join(self.run_dir, self.host, "L%s.sent.jsonl" % level.get("level"))
-            intended, sent = _send_times(ledger + ".times")
-            if not intended:
+            times = read_send_times(ledger + ".times")
+            if not times or not times[0]:
                 continue
+            intended, sent = times
             seen = read_sightings(ledger + ".visible")
             seconds = int(max(intended[-1], sent[-1])) + 1
             offered, delivered = _peaks(intended, seconds), _peaks(sent, seconds)
