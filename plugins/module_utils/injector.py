@@ -21,6 +21,7 @@ import signal
 import stat
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -183,7 +184,8 @@ class LevelOutcome:
     # when they were not followed.
     freshness: dict | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self, lateness: Sequence[float] | None = None) -> dict:
+        """The outcome; its lateness summed up over ``lateness`` (default: every send)."""
         elapsed = max(self.finished_at - self.started_at, 1e-9)
         return {
             "planned": self.planned,
@@ -191,7 +193,7 @@ class LevelOutcome:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "achieved_rate": round(self.sent / elapsed, 3) if self.sent else 0.0,
-            "lateness_ms": summary_ms(self.lateness_ms),
+            "lateness_ms": summary_ms(self.lateness_ms if lateness is None else lateness),
             "failure": self.failure,
             "observer_pid": self.observer_pid,
             "blocked_s": round(self.blocked_s, 3),
@@ -224,12 +226,14 @@ def _write_progress(
     """While running, lateness over the last 5000 sends (cheap); when done, the level's
     whole result, so the controller can read it without waiting on the async job. Draining:
     everything was sent, and the level's last records are awaited."""
+    if not path:
+        return  # nothing to write: no figure to sum up on the sending's time
+    # While running, the last 5000 sends only: sorting every send each second would delay the
+    # sends due meanwhile.
     document = dict(
-        outcome.as_dict(), elapsed_s=round(now - outcome.started_at, 3), done=done,
-        draining=draining,
+        outcome.as_dict(None if done else outcome.lateness_ms[-5000:]),
+        elapsed_s=round(now - outcome.started_at, 3), done=done, draining=draining,
     )  # fmt: skip
-    if not done:
-        document["lateness_ms"] = summary_ms(outcome.lateness_ms[-5000:])
     write_progress(path, document)
 
 
