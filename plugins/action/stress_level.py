@@ -15,6 +15,7 @@ action (``stress_capacity``) runs its steps with the same ``LevelAction``.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,11 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.qts.observer.plugins.module_utils.faults import (
+    RESTARTING,
+    for_host,
+    outages,
+)
 from ansible_collections.qts.observer.plugins.module_utils.gate import (
     GateInputError,
     judged_level,
@@ -31,6 +37,7 @@ from ansible_collections.qts.observer.plugins.module_utils.verdicts import passe
 display = Display()
 
 LOAD_MODULE = "qts.observer.snapshot_load"
+FAULT_MODULE = "qts.observer.stress_fault"
 PROGRESS_MODULE = "qts.observer.stress_progress"
 MEASURE_MODULE = "qts.observer.stress_measure"
 # After the load says it is done, how long its async job may take to write its result.
@@ -70,6 +77,12 @@ LEVEL_OPTIONS: dict[str, dict] = {
     "shape": {"type": "dict"},
     # Follow the records files while the level runs: when each record became visible.
     "follow_records": {"type": "bool", "default": True},
+    # The level's faults (faults.py, as planned: the action keeps this host's) and where the
+    # host keeps those applied and not yet reverted.
+    "faults": {"type": "list", "elements": "dict", "default": []},
+    "fault_state_file": {"type": "path", "default": "/run/qts_observer/stress.faults.json"},
+    # The Observer's stress configuration: a kill's loss window is read from it.
+    "config_file": {"type": "path"},
 }
 
 
@@ -167,6 +180,8 @@ class LevelRun:
 
     load: dict = field(default_factory=dict)
     measured: dict = field(default_factory=dict)
+    # The fault job's record of each fault on this host (applied, ended, back; or why not).
+    faults: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     failure: str = ""
     failed_result: dict = field(default_factory=dict)
@@ -196,12 +211,25 @@ class LevelAction(ActionBase):
             raise AnsibleActionFail(
                 "interval_s must be greater than 0, not %s" % args["interval_s"]
             )
-        job = self._start_load(args, task_vars)
-        warnings = Warnings(task_vars.get("inventory_hostname", "?"))
-        load, failure = self._follow(args, job, warnings, task_vars)
+        host = task_vars.get("inventory_hostname", "?")
+        faults = for_host(args["faults"], host)
+        fault_job = (
+            self._start_async(FAULT_MODULE, _fault_args(args, faults), args, task_vars)
+            if faults
+            else None
+        )
+        try:
+            job = self._start_load(args, task_vars, faults)
+            warnings = Warnings(host)
+            load, failure = self._follow(args, job, warnings, task_vars)
+        finally:
+            # Its faults are over by the level's end; one still waiting reverts at once then.
+            applied = self._fault_records(args, fault_job, task_vars) if fault_job else []
+        for record in applied:
+            display.display("[fault] %s L%s: %s" % (host, args["level"], _fault_line(record)))
         if failure:
-            return LevelRun(load=load, warnings=warnings.items, failure=failure)
-        measured = self._measure(args, load, task_vars)
+            return LevelRun(load=load, warnings=warnings.items, failure=failure, faults=applied)
+        measured = self._measure(args, load, task_vars, _timelines(faults, applied, load))
         if measured.get("failed"):
             return LevelRun(
                 load=load,
@@ -209,9 +237,56 @@ class LevelAction(ActionBase):
                 failure=str(measured.get("msg") or "the measure failed"),
                 failed_result=measured,
             )
-        return LevelRun(load=load, measured=measured["qts_stress_metrics"], warnings=warnings.items)
+        return LevelRun(load=load, measured=measured["qts_stress_metrics"], warnings=warnings.items,
+                        faults=applied)  # fmt: skip
 
-    def _start_load(self, args: dict, task_vars: dict) -> dict:
+    def _start_async(self, module: str, module_args: dict, args: dict, task_vars: dict) -> dict:
+        """Start ``module`` on the host as an async job, limited to the level's timeout."""
+        # The async wrapper takes its time limit from the task; this task is not async itself.
+        self._task.async_val = int(args["timeout_s"])
+        try:
+            started = self._execute_module(
+                module_name=module, module_args=module_args, task_vars=task_vars, wrap_async=True
+            )
+        finally:
+            self._task.async_val = 0
+        if started.get("failed") or not started.get("results_file"):
+            raise AnsibleActionFail(
+                "level %s: %s did not start: %s"
+                % (args["level"], module, started.get("msg") or "no job file"),
+                result=started,
+            )
+        return started
+
+    def _fault_records(self, args: dict, job: dict, task_vars: dict) -> list[dict]:
+        """The fault job's records, once it has ended (its last revert done)."""
+        give_up = (
+            time.monotonic()
+            + COLLECT_TIMEOUT_S
+            + max((f["back_within_s"] for f in args["faults"]), default=0.0)
+        )
+        while True:
+            status = self._execute_module(
+                module_name="ansible.builtin.async_status",
+                module_args={"jid": job["ansible_job_id"], "mode": "status",
+                             "_async_dir": os.path.dirname(job["results_file"])},
+                task_vars=task_vars,
+            )  # fmt: skip
+            if status.get("finished"):
+                break
+            if time.monotonic() >= give_up:
+                raise AnsibleActionFail(
+                    "level %s: the fault job did not end in time" % args["level"]
+                )
+            time.sleep(COLLECT_POLL_S)
+        if status.get("failed") and not status.get("faults"):
+            raise AnsibleActionFail(
+                "level %s: the faults could not be applied: %s"
+                % (args["level"], status.get("msg") or "no reason"), result=status,
+            )  # fmt: skip
+        return status.get("faults") or []
+
+    def _start_load(self, args: dict, task_vars: dict, faults: list[dict]) -> dict:
         """Start the level's load as an async job; its job file is read by the polls."""
         load_args = {
             "pipe": args["pipe"],
@@ -232,21 +307,8 @@ class LevelAction(ActionBase):
                 record_files=(args["interface"] or {}).get("record_files"),
                 settle_s=args["settle_s"],
             )
-        # The async wrapper takes its time limit from the task; this task is not async itself.
-        self._task.async_val = int(args["timeout_s"])
-        try:
-            started = self._execute_module(
-                module_name=LOAD_MODULE, module_args=load_args, task_vars=task_vars, wrap_async=True
-            )
-        finally:
-            self._task.async_val = 0
-        if started.get("failed") or not started.get("results_file"):
-            raise AnsibleActionFail(
-                "level %s: the load did not start: %s"
-                % (args["level"], started.get("msg") or "no job file"),
-                result=started,
-            )
-        return started
+        load_args["outages"] = outages(faults)
+        return self._start_async(LOAD_MODULE, load_args, args, task_vars)
 
     def _poll(self, args: dict, job: dict, task_vars: dict) -> dict:
         polled = self._execute_module(
@@ -331,7 +393,7 @@ class LevelAction(ActionBase):
             ended = self._poll(args, job, task_vars)["job"]
         return {k: v for k, v in (ended["result"] or {}).items() if not k.startswith("_ansible")}
 
-    def _measure(self, args: dict, load: dict, task_vars: dict) -> dict:
+    def _measure(self, args: dict, load: dict, task_vars: dict, faults: list[dict]) -> dict:
         failure = load.get("failure") or ""
         start = load.get("started_at") or args["start_at"]
         return self._execute_module(
@@ -351,9 +413,58 @@ class LevelAction(ActionBase):
                 "settle_s": 0.0 if failure else args["settle_s"],
                 "failure": failure,
                 "interface": args["interface"],
+                "faults": faults,
+                "late_after_ms": (args.get("thresholds") or {}).get("max_latency_ms") or 0.0,
             },
             task_vars=task_vars,
         )
+
+
+def _fault_args(args: dict, faults: list[dict]) -> dict:
+    return {
+        "faults": faults,
+        "start_at": args["start_at"],
+        "pidfile": args["pidfile"],
+        "pipe": args["pipe"],
+        "state_file": args["fault_state_file"],
+        "progress_file": args["progress_file"],
+        "config_file": args["config_file"],
+    }
+
+
+def _timelines(faults: list[dict], records: list[dict], load: dict) -> list[dict]:
+    """Each fault with when it was applied, ended and (a kill, a restart) the Observer back,
+    in seconds from the level's start (the load's first send), for the measure."""
+    start = load.get("started_at") or 0.0
+    by_number = {record["fault"]: record for record in records}
+    timed = []
+    for fault in faults:
+        record = by_number.get(fault["fault"]) or {}
+        offsets = {
+            key + "_s": (round(record[key + "_at"] - start, 3) if record.get(key + "_at") else None)
+            for key in ("applied", "ended", "back")
+        }
+        # A kill or restart's fault ends when the Observer is back.
+        if fault["type"] in RESTARTING:
+            offsets["ended_s"] = offsets["back_s"]
+        timed.append(dict(fault, applied_s=offsets["applied_s"], ended_s=offsets["ended_s"],
+                          back_at_s=offsets["back_s"], error=record.get("error"),
+                          loss_window=record.get("loss_window")))  # fmt: skip
+    return timed
+
+
+def _fault_line(record: dict) -> str:
+    if record.get("error"):
+        return "%s: %s" % (record["name"], record["error"])
+    line = "%s applied" % record["name"]
+    if record.get("back_at"):
+        line += ", Observer back after %.2f s (pid %s)" % (
+            record["back_at"] - record["applied_at"],
+            record.get("pid_after"),
+        )
+    elif record.get("ended_at") and record["ended_at"] != record["applied_at"]:
+        line += ", reverted after %.2f s" % (record["ended_at"] - record["applied_at"])
+    return line
 
 
 def _offered_rate(args: dict, load: dict) -> float:
@@ -399,7 +510,9 @@ class ActionModule(LevelAction):
             shape=args["shape"] or {"type": "constant"},
             offered_rate=_offered_rate(args, load),
             delivery=load.get("delivery") or {},
-            freshness=load.get("freshness"),
+            # With faults, the level's own freshness is over the snapshots outside their windows.
+            freshness=ran.measured.get("freshness_outside_faults") or load.get("freshness"),
+            restarts=load.get("restarts") or [],
             blocked_s=load.get("blocked_s", 0.0),
             sending_s=round(load.get("finished_at", 0.0) - load.get("started_at", 0.0), 3),
             duration_s=args["duration_s"],

@@ -28,6 +28,7 @@ ARGUMENT_SPEC: dict[str, dict] = {
     "callbacks_enabled": {"type": "list", "elements": "str"},
     "interface": {"type": "dict"},
     "capacity": {"type": "raw", "default": {}},
+    "faults": {"type": "raw", "default": []},
 }
 
 

@@ -10,8 +10,10 @@ to judge it is ``NOT MEASURED`` with the reason, never a PASS. Standard library 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+from .faults import RESTARTING as RESTARTING_FAULTS
 from .profile import RUN_LIMITS, THRESHOLD_KEYS
 from .verdicts import FAIL, NOT_MEASURED, PASS, combine, verdict_of
 
@@ -304,6 +306,82 @@ LEVEL_FIGURES = (
 )
 
 
+def allowed_loss(fault: dict, rate: float) -> int | None:
+    """How many snapshots a fault may lose: its ``max_lost``; else none, but for a kill the
+    Observer's loss window at the level's rate (None: no window known)."""
+    if fault.get("max_lost") is not None:
+        return int(fault["max_lost"])
+    if fault["type"] != "kill":
+        return 0
+    window = fault.get("loss_window")
+    if not window:
+        return None
+    return min(math.ceil(rate * window["window_ms"] / 1000.0), window["max_buffer_size"])
+
+
+def _fault_breaches(fault: dict, allowed: int | None) -> tuple[list[dict], list[dict]]:
+    """(breaches, not measured) of one counted fault."""
+    breaches, unmeasured = [], []
+    if allowed is None:
+        unmeasured.append(_unmeasured("fault_lost", "no loss window known for this Observer "
+                                      "(its configuration is not the reference's): set max_lost"))  # fmt: skip
+    elif fault["lost"] > allowed:
+        breaches.append(_breach("fault_lost", fault["lost"], allowed, "%d snapshot(s) lost, at "
+                                "most %d allowed" % (fault["lost"], allowed)))  # fmt: skip
+    for key in ("duplicated", "modified"):
+        if fault[key]:
+            breaches.append(
+                _breach("fault_" + key, fault[key], 0, "%d snapshot(s) %s" % (fault[key], key))
+            )
+    if fault.get("recovery_s") is None:
+        if fault.get("band_p99_ms") is None:
+            unmeasured.append(_unmeasured("fault_recovery", "no record seen before the fault "
+                                          "(records not followed): no band to recover to"))  # fmt: skip
+        else:
+            breaches.append(_breach("fault_recovery", None, fault["max_recovery_s"],
+                                    "not recovered before the level ended"))  # fmt: skip
+    elif fault["recovery_s"] > fault["max_recovery_s"]:
+        breaches.append(_breach("fault_recovery", fault["recovery_s"], fault["max_recovery_s"],
+                                "recovered after %.1f s, over %g s" % (fault["recovery_s"], fault["max_recovery_s"])))  # fmt: skip
+    return breaches, unmeasured
+
+
+def judge_fault(fault: dict, rate: float) -> dict:
+    """One planned fault judged against what the Observer promises: nothing lost (a kill: at
+    most its loss window), nothing duplicated or changed, back and recovered in time."""
+    allowed = allowed_loss(fault, rate)
+    breaches: list[dict] = []
+    unmeasured: list[dict] = []
+    if fault.get("applied_s") is None:
+        unmeasured.append(_unmeasured("fault_applied", fault.get("error") or "not applied"))
+    elif fault["type"] in RESTARTING_FAULTS and fault.get("back_at_s") is None:
+        breaches.append(_breach("fault_back", None, fault["back_within_s"],
+                                fault.get("error") or "the Observer was not back"))  # fmt: skip
+    elif not fault.get("counted"):
+        unmeasured.append(_unmeasured("fault_counts", "the ledger's send times are missing"))
+    else:
+        breaches, unmeasured = _fault_breaches(fault, allowed)
+    return dict(fault, allowed_lost=allowed, breaches=breaches, not_measured=unmeasured,
+                verdict=verdict_of(bool(breaches), bool(unmeasured)))  # fmt: skip
+
+
+def fault_line(fault: dict) -> str:
+    """A judged fault in one line, its figures each said or "-"."""
+
+    def said(key: str, pattern: str) -> str:
+        value = fault.get(key)
+        return pattern % value if isinstance(value, (int, float)) else "-"
+
+    texts = [b["message"] for b in fault["breaches"]]
+    texts += ["NOT MEASURED %s: %s" % (u["criterion"], u["reason"]) for u in fault["not_measured"]]
+    return "%s %s: sent %s lost %s/%s dup %s mod %s late %s back %s s recovery %s s drain %s s%s" % (
+        fault["name"], fault["verdict"], said("sent", "%d"), said("lost", "%d"),
+        said("allowed_lost", "%d"), said("duplicated", "%d"), said("modified", "%d"),
+        said("late", "%d"), said("back_s", "%.2f"), said("recovery_s", "%.2f"),
+        said("drain_s", "%.2f"), ": " + "; ".join(texts) if texts else "",
+    )  # fmt: skip
+
+
 class GateInputError(ValueError):
     """The figures or thresholds handed to the gate are incomplete."""
 
@@ -327,7 +405,10 @@ def judged_level(
     if metrics["generator_bound"]:
         breaches = [b for b in breaches if b["criterion"] not in PERFORMANCE_CRITERIA]
     unmeasured = level_unmeasured(metrics) + _visibility_unmeasured(metrics, thresholds)
-    verdict = verdict_of(bool(breaches), bool(unmeasured))
+    faults = [judge_fault(f, offered_rate(metrics)) for f in metrics.get("faults") or []]
+    verdict = combine(
+        [verdict_of(bool(breaches), bool(unmeasured))] + [f["verdict"] for f in faults]
+    )
     flags = freshness_flags(metrics)
     judged = dict(
         metrics,
@@ -339,7 +420,10 @@ def judged_level(
         not_measured=unmeasured,
         verdict=verdict,
     )
+    if faults:
+        judged["faults"] = faults
     texts = [b["message"] for b in breaches]
+    texts += [fault_line(f) for f in faults if f["verdict"] != PASS]
     texts += ["NOT MEASURED %s: %s" % (u["criterion"], u["reason"]) for u in unmeasured]
     texts += ["flagged: %s" % flag for flag in flags]
     line = "level %s (%g/s) %s%s" % (
@@ -458,7 +542,24 @@ def _stability(levels: list[dict], planned: int, start_pid, end_pid) -> dict:
     )
     if start_pid is None and not crashed:
         return _criterion("stability", NOT_MEASURED, "no Observer PID before the first level")
-    ok = not crashed and len(levels) == planned and start_pid == end_pid
+    # Planned kills and restarts (stress_faults) change the PID: the chain must be theirs.
+    restarts = [r for lv in levels for r in lv.get("restarts") or []]
+    chained = all(a["pid_after"] == b["pid_before"] for a, b in zip(restarts, restarts[1:]))
+    same = (
+        start_pid == end_pid
+        if not restarts
+        else (
+            chained
+            and restarts[0]["pid_before"] == start_pid
+            and restarts[-1]["pid_after"] == end_pid
+        )
+    )
+    if restarts:
+        evidence += "; restarted by %d planned fault(s): %s" % (
+            len(restarts),
+            ", ".join("%s -> %s" % (r["pid_before"], r["pid_after"]) for r in restarts),
+        )
+    ok = not crashed and len(levels) == planned and same
     return _criterion("stability", ok, evidence)
 
 

@@ -40,6 +40,8 @@ MAX_BATCH = 10_000
 PROGRESS_EVERY_S = 1.0
 # How long one write may wait for room in the pipe before the PID is looked at again.
 WRITE_WAIT_S = 0.25
+# While a planned fault has the Observer down, how often the sender looks for the new one.
+RECONNECT_POLL_S = 0.05
 
 
 class InjectionError(Exception):
@@ -124,6 +126,62 @@ def open_pipe(path: str) -> int:
 
 
 @dataclass
+class Outages:
+    """When, in seconds from the level's start, the Observer may be gone on purpose (a planned
+    kill or restart, ``faults.outages``): the sender then waits for the new one, found by its
+    pidfile and reading its pipe, instead of ending the level."""
+
+    windows: list[list[float]]
+    pidfile: str
+    pipe: str
+
+
+class Link:
+    """The Observer the level sends to: its input pipe and its process; after a planned
+    restart, the new one's (the old pipe descriptor stays open to the end: the pipe keeps what
+    the dead Observer had not read, for the next one)."""
+
+    def __init__(
+        self, fd: int, watch: ProcessWatch, outages: Outages | None, mono_start: float
+    ) -> None:
+        self.fd, self.watch, self.outages, self.mono_start = fd, watch, outages, mono_start
+        self.opened: list[int] = []
+
+    def recover(self, outcome: LevelOutcome) -> bool:
+        """The Observer died: within a planned outage, wait for the new one and send to it
+        (True); outside one, or when none came before the outage's end, a process failure."""
+        died = time.monotonic() - self.mono_start
+        window = next((w for w in (self.outages.windows if self.outages else [])
+                       if w[0] <= died <= w[1]), None)  # fmt: skip
+        if window is None or self.outages is None:
+            outcome.failure = "process failure: the Observer (pid %d) died" % self.watch.pid
+            return False
+        while time.monotonic() - self.mono_start < window[1]:
+            with contextlib.suppress(InjectionError):
+                watch = ProcessWatch(read_pidfile(self.outages.pidfile))
+                if watch.pid != self.watch.pid:
+                    fd = open_pipe(self.outages.pipe)
+                    self.opened.append(fd)
+                    outcome.restarts.append({
+                        "died_s": round(died, 3), "back_s": round(time.monotonic() - self.mono_start, 3),
+                        "pid_before": self.watch.pid, "pid_after": watch.pid,
+                    })  # fmt: skip
+                    self.fd, self.watch = fd, watch
+                    return True
+            time.sleep(RECONNECT_POLL_S)
+        outcome.failure = (
+            "process failure: the Observer (pid %d) died in a planned fault and no new one "
+            "read its input within %g s" % (self.watch.pid, window[1] - died)
+        )
+        return False
+
+    def close(self) -> None:
+        for fd in self.opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@dataclass
 class LevelPlan:
     rate: float
     duration_s: float
@@ -183,6 +241,9 @@ class LevelOutcome:
     # When the level's records became visible in the records files (visibility.py), or None
     # when they were not followed.
     freshness: dict | None = None
+    # Planned restarts the sender outlived (faults.py): when the Observer died and when the
+    # new one read its input, in seconds from the level's start, and both PIDs.
+    restarts: list[dict] = field(default_factory=list)
 
     def as_dict(self, lateness: Sequence[float] | None = None) -> dict:
         """The outcome; its lateness summed up over ``lateness`` (default: every send)."""
@@ -207,6 +268,10 @@ class LevelOutcome:
             else 0.0,
             "delivery": self.delivery,
             "freshness": self.freshness,
+            "restarts": self.restarts,
+            "observer_pid_end": self.restarts[-1]["pid_after"]
+            if self.restarts
+            else self.observer_pid,
         }
 
 
@@ -237,22 +302,23 @@ def _write_progress(
     write_progress(path, document)
 
 
-def _write_fully(fd: int, data: bytes, watch: ProcessWatch, outcome: LevelOutcome) -> float | None:
-    """Write all of ``data``: the seconds spent waiting for room, or None if the Observer died
-    while we waited."""
+def _write_fully(link: Link, data: bytes, outcome: LevelOutcome) -> float | None:
+    """Write all of ``data`` (to a new Observer after a planned restart): the seconds spent
+    waiting for room, or None if the Observer died meanwhile (``outcome.failure`` says so)."""
     view = memoryview(data)
     blocked = 0.0
     while view:
         try:
-            view = view[os.write(fd, view) :]
+            view = view[os.write(link.fd, view) :]
         except BlockingIOError:
             waited = time.monotonic()
-            select.select([], [fd], [], WRITE_WAIT_S)
+            select.select([], [link.fd], [], WRITE_WAIT_S)
             blocked += time.monotonic() - waited
-            if not watch.alive():
+            if not link.watch.alive() and not link.recover(outcome):
                 return None
         except BrokenPipeError:
-            return None
+            if not link.recover(outcome):
+                return None
     outcome.blocked_s += blocked
     return blocked
 
@@ -263,8 +329,7 @@ def _send_due(
     *,
     mono_start: float,
     generator: SnapshotGenerator | ReplayGenerator,
-    pipe_fd: int,
-    watch: ProcessWatch,
+    link: Link,
     ledger: BinaryIO,
 ) -> bool:
     """What is due by now goes out in one write (at most MAX_BATCH lines: a huge burst goes
@@ -279,8 +344,7 @@ def _send_due(
         batch.append(generator.line(plan.wall_start + due_at[sent]))
         sent += 1
     data = b"".join(batch)
-    if _write_fully(pipe_fd, data, watch, outcome) is None:
-        outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
+    if _write_fully(link, data, outcome) is None:
         return False
     written = time.monotonic() - mono_start
     outcome.sent_offsets.extend([written] * (sent - first))
@@ -347,9 +411,7 @@ def _start_follower(follow_spec: Follow, pipe_fd: int) -> tuple[int, int] | None
         os._exit(status)
 
 
-def _end_follower(
-    follower: tuple[int, int], sent: int, watch: ProcessWatch, outcome: LevelOutcome
-) -> float:
+def _end_follower(follower: tuple[int, int], sent: int, link: Link, outcome: LevelOutcome) -> float:
     """Tell the follower how many were sent (0: stop now) and wait for it to have seen them,
     or given up: the CPU seconds it used. The Observer is still watched meanwhile: dead
     before writing the level's last records, it failed the level."""
@@ -364,10 +426,10 @@ def _end_follower(
             return usage.ru_utime + usage.ru_stime
         if outcome.failure is None and time.monotonic() >= next_check:
             next_check = time.monotonic() + PID_CHECK_S
-            if not watch.alive():
+            if not link.watch.alive():
                 outcome.failure = (
                     "process failure: the Observer (pid %d) died before writing the level's "
-                    "last records" % watch.pid
+                    "last records" % link.watch.pid
                 )
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGTERM)
@@ -387,6 +449,7 @@ def inject(
     progress_path: str | None = None,
     *,
     follow_spec: Follow | None = None,
+    outages: Outages | None = None,
 ) -> LevelOutcome:
     """Send the level's snapshots on schedule; every line sent is also kept in the ledger, and
     its intended and actual send times beside it (``<ledger>.times``). With ``follow_spec``,
@@ -394,18 +457,19 @@ def inject(
     generator = plan.generator()
     outcome = LevelOutcome(planned=plan.total, observer_pid=watch.pid)
     follower = _start_follower(follow_spec, pipe_fd) if follow_spec else None
+    link = Link(pipe_fd, watch, outages, 0.0)
     sent = None
     gave_up = mono_start = 0.0
     try:
-        mono_start = _send_all(plan, outcome, pipe_fd=pipe_fd, watch=watch,
-                               ledger_path=ledger_path, progress_path=progress_path,
-                               generator=generator)  # fmt: skip
+        mono_start = _send_all(plan, outcome, link=link, ledger_path=ledger_path,
+                               progress_path=progress_path, generator=generator)  # fmt: skip
         # A dead Observer writes nothing more: the follower stops at once.
         sent = 0 if outcome.failure else outcome.sent
     finally:
         if follower:
-            outcome.follower_cpu_s = _end_follower(follower, sent or 0, watch, outcome)
+            outcome.follower_cpu_s = _end_follower(follower, sent or 0, link, outcome)
             gave_up = time.monotonic()
+        link.close()
     span = max(plan.duration_s, outcome.finished_at - outcome.started_at)
     outcome.delivery = delivery(
         plan.schedule, outcome.sent_offsets, span, _burst_blocked(plan.schedule, outcome)
@@ -427,8 +491,7 @@ def _send_all(
     plan: LevelPlan,
     outcome: LevelOutcome,
     *,
-    pipe_fd: int,
-    watch: ProcessWatch,
+    link: Link,
     ledger_path: str,
     progress_path: str | None,
     generator: SnapshotGenerator | ReplayGenerator,
@@ -440,19 +503,18 @@ def _send_all(
     plan.wall_start = plan.start_at if plan.start_at else time.time() + 0.05
     while time.time() < plan.wall_start:
         time.sleep(min(0.05, max(0.0, plan.wall_start - time.time())))
-    mono_start = time.monotonic()
+    mono_start = link.mono_start = time.monotonic()
     cpu_start = _cpu_seconds()
     outcome.started_at = time.time()
     next_check = mono_start + PID_CHECK_S
     next_progress = mono_start + PROGRESS_EVERY_S
     with open(ledger_path, "wb") as ledger:
-        sending = {"generator": generator, "pipe_fd": pipe_fd, "watch": watch, "ledger": ledger}
+        sending = {"generator": generator, "link": link, "ledger": ledger}
         while outcome.sent < total:
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + PID_CHECK_S
-                if not watch.alive():
-                    outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
+                if not link.watch.alive() and not link.recover(outcome):
                     break
             if now >= next_progress:
                 next_progress = now + PROGRESS_EVERY_S
@@ -465,8 +527,8 @@ def _send_all(
                 break
     outcome.finished_at = time.time()
     outcome.cpu_s = _cpu_seconds() - cpu_start
-    if outcome.failure is None and not watch.alive():
-        outcome.failure = "process failure: the Observer (pid %d) died" % watch.pid
+    if outcome.failure is None and not link.watch.alive():
+        link.recover(outcome)
     if outcome.failure is None:
         _write_progress(progress_path, outcome, time.time(), done=False, draining=True)
     return mono_start

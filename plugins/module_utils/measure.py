@@ -31,6 +31,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from .faults import read_fault_windows
 from .observer_interface import LogReader, decision_paths, epoch, get, resolved_reference
 from .stats import spectrum_ms, summary_ms, sustained
 
@@ -114,16 +115,23 @@ def _unchanged(embedded: object, line: bytes) -> bool:
         return False
 
 
+def modified_run_ids(
+    sent: dict[bytes, bytes], found: list[tuple[bytes, object, dict]]
+) -> list[bytes]:
+    """The run_id of each record whose snapshot is not the one sent (one per such record)."""
+    return [
+        run_id
+        for run_id, embedded, _unused in found
+        if run_id in sent and not _unchanged(embedded, sent[run_id])
+    ]
+
+
 def integrity(
     sent: dict[bytes, bytes], found: list[tuple[bytes, object, dict]], interface: dict | None = None
 ) -> dict:
     interface = interface or resolved_reference()
     copies = Counter(run_id for run_id, _unused, _unused in found)
-    modified = sum(
-        1
-        for run_id, embedded, _unused in found
-        if run_id in sent and not _unchanged(embedded, sent[run_id])
-    )
+    modified = len(modified_run_ids(sent, found))
     allowed = set(interface["record_fields"])
     names = set(interface["decision_fields"])
     decisions: set[str] = set()
@@ -360,7 +368,10 @@ def after_stop(
     when it stopped and lost. ``held_lost`` is None when the Observer logs no dispatch line."""
     sent: dict[bytes, bytes] = {}
     for path in ledgers:
-        sent.update(read_ledger(path))
+        # A planned fault's window is judged by the fault (its kill's losses are its own).
+        in_faults = read_fault_windows(path)
+        sent.update((run_id, line) for run_id, line in read_ledger(path).items()
+                    if not in_faults or _sequence_of(run_id) not in in_faults)  # fmt: skip
     written = {run_id for run_id, _unused, _unused in scan_records(output_dir, prefix, interface)}
     missing = [run_id for run_id in sent if run_id not in written]
     interface = interface or resolved_reference()
@@ -374,6 +385,14 @@ def after_stop(
         "missing": len(missing),
         "held_lost": held_lost,
     }
+
+
+_SEQUENCE = re.compile(rb"(\d+)$")
+
+
+def _sequence_of(run_id: bytes) -> int | None:
+    match = _SEQUENCE.search(run_id)
+    return int(match.group(1)) if match else None
 
 
 def log_metrics(reports: list[dict]) -> dict:

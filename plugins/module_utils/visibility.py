@@ -187,6 +187,7 @@ def freshness(
     mono_start: float,
     lateness_ms: Sequence[float],
     gave_up: float,
+    leave_out: set[int] | frozenset[int] = frozenset(),
 ) -> dict:
     """The level's freshness from the sightings (monotonic seconds) of its records.
 
@@ -197,12 +198,14 @@ def freshness(
     seen when the follower gave up (``gave_up``, monotonic): at least that late, so that the
     slowest records are never left out of the percentiles (``unseen`` says how many). Per
     burst, the time until the whole burst was visible, and the backlog's drain time after
-    the last send."""
+    the last send. ``leave_out``: sequences not counted (a planned fault's, judged apart)."""
     sent = len(sent_offsets)
     visible = array("d")
     latencies = []
     observer = []
     for sequence in range(sent):
+        if sequence in leave_out:
+            continue
         stamp = seen.get(sequence, gave_up)
         at = stamp - mono_start
         if sequence in seen:
@@ -211,9 +214,9 @@ def freshness(
         latencies.append(late)
         observer.append(late - (lateness_ms[sequence] if sequence < len(lateness_ms) else 0.0))
     figures: dict = {
-        "sent": sent,
+        "sent": len(latencies),
         "visible": len(visible),
-        "unseen": sent - len(visible),
+        "unseen": len(latencies) - len(visible),
         "visibility_ms": summary_ms(latencies) if visible else None,
         "observer_visibility_ms": summary_ms(observer) if visible else None,
         "poll_ms": POLL_S * 1000.0,

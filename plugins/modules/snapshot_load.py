@@ -97,6 +97,16 @@ options:
     description: After the last send, how long the follower waits at most for records still to come (2 to 60 s).
     type: float
     default: 10.0
+  outages:
+    description:
+      - Planned outages of the Observer (a kill or a restart of O(stress_faults)), each
+        C([from_s, until_s]) from the level's start. An Observer that dies within one is
+        waited for; once O(pidfile) names a new live process that reads O(pipe), the level
+        goes on sending to it (late sends are sent, never skipped). Dead outside one, or not
+        back by its end, it is a process failure as always.
+    type: list
+    elements: list
+    default: []
   shape:
     description:
       - When the level's snapshots are due. C(type=constant) (the default) is O(rate) evenly.
@@ -180,6 +190,16 @@ observer_pid:
   description: The Observer PID watched during the level.
   returned: always
   type: int
+observer_pid_end:
+  description: The Observer PID at the level's end (another after a planned restart).
+  returned: success
+  type: int
+restarts:
+  description: The planned restarts the level outlived, each with when the Observer died and when the new one read its input (seconds from the level's start) and both PIDs.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"died_s": 60.2, "back_s": 61.5, "pid_before": 4242, "pid_after": 4301}]
 blocked_s:
   description: >-
     Seconds the generator waited for room in a full pipe: the Observer's back-pressure. A
@@ -253,6 +273,7 @@ from ansible_collections.qts.observer.plugins.module_utils.injector import (
     Follow,
     InjectionError,
     LevelPlan,
+    Outages,
     ProcessWatch,
     inject,
     open_pipe,
@@ -291,6 +312,22 @@ def _follow(params: dict, prefix: str) -> Follow | None:
         settle_s=params["settle_s"],
         path=params["ledger"] + ".visible",
     )
+
+
+def _outages(module: AnsibleModule) -> Outages | None:
+    """The planned outages, each checked: two numbers, the first not after the second."""
+    windows = []
+    for window in module.params["outages"]:
+        try:
+            start, end = (float(moment) for moment in window)
+        except (TypeError, ValueError):
+            module.fail_json(msg="outages: each must be [from_s, until_s], got %r" % (window,))
+        if end < start:
+            module.fail_json(msg="outages: %r ends before it starts" % (window,))
+        windows.append([start, end])
+    if not windows:
+        return None
+    return Outages(windows=windows, pidfile=module.params["pidfile"], pipe=module.params["pipe"])
 
 
 def _checked_plan(module: AnsibleModule) -> LevelPlan:
@@ -352,6 +389,7 @@ def main() -> None:
             "output_dir": {"type": "path"},
             "record_files": {"type": "str"},
             "settle_s": {"type": "float", "default": 10.0},
+            "outages": {"type": "list", "elements": "list", "default": []},
         },
         supports_check_mode=True,
     )
@@ -391,7 +429,7 @@ def main() -> None:
     try:
         outcome = inject(
             plan, pipe_fd, watch, module.params["ledger"], module.params["progress_file"],
-            follow_spec=_follow(module.params, prefix),
+            follow_spec=_follow(module.params, prefix), outages=_outages(module),
         )  # fmt: skip
     finally:
         os.close(pipe_fd)

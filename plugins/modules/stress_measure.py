@@ -62,13 +62,36 @@ options:
   failure:
     description: The load step's failure (for example C(process failure), carried into the figures.
     type: str
+  faults:
+    description:
+      - The level's planned faults on this host, each with when it was applied and ended
+        (C(applied_s), C(ended_s)) and when the Observer was back (C(back_at_s)), in seconds
+        from the level's start. Each is counted over its window (from the first snapshot in
+        flight when it came to the level's recovery) and returned in C(faults); those
+        snapshots are left out of the level's own figures, and its throughput is over the
+        level's time outside the windows.
+    type: list
+    elements: dict
+    default: []
+  late_after_ms:
+    description: A fault window's snapshot visible later than this after its intended send time is late.
+    type: float
+    default: 0.0
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
-  - qts.observer.attributes.read_only
   - qts.observer.measure.observer_files
   - qts.observer.measure.monitor
   - qts.observer.observer_interface
+attributes:
+  check_mode:
+    support: full
+    details: >-
+      Reads the host's files; with O(faults) it writes one, C(<ledger>.faults) (the sequences
+      of the faults' windows, left out of the run's reconciliation after the stop), in check
+      mode too (it is the run's work file, not the host's state).
+  diff_mode:
+    support: none
 """
 
 EXAMPLES = r"""
@@ -102,18 +125,39 @@ qts_stress_metrics:
     latency_ms: {"p50": 9.1, "p95": 19.0, "p99": 19.9, "max": 20.4}
     cpu_pct: {"sustained": 12.3, "peak": 20.1}
     memory_pct: {"sustained": 40.2, "peak": 40.5}
+    faults:
+      - fault: 1
+        type: pause
+        applied_s: 60.0
+        ended_s: 70.0
+        window_s: [59.5, 72.0]
+        sent: 625
+        lost: 0
+        duplicated: 0
+        modified: 0
+        late: 480
+        recovery_s: 2.0
+        drain_s: 0.4
+        back_s: null
 """
 
 import os
 import time
+from collections import Counter
+from types import SimpleNamespace
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.qts.observer.plugins.module_utils.faults import (
+    account,
+    write_fault_windows,
+)
 from ansible_collections.qts.observer.plugins.module_utils.measure import (
     after_warmup,
     integrity,
     latencies,
     log_metrics,
     metrics_window,
+    modified_run_ids,
     monitor_window,
     per_second,
     read_ledger,
@@ -124,8 +168,63 @@ from ansible_collections.qts.observer.plugins.module_utils.observer_interface im
     resolved_reference,
 )
 from ansible_collections.qts.observer.plugins.module_utils.shapes import read_send_times
+from ansible_collections.qts.observer.plugins.module_utils.visibility import (
+    freshness,
+    read_sightings,
+)
 
 SETTLE_POLL_S = 0.25
+
+
+def _sequence(run_id: bytes, prefix: bytes) -> int | None:
+    tail = run_id[len(prefix) :]
+    return int(tail) if tail.isdigit() else None
+
+
+def _fault_windows(
+    params: dict, sent: dict, found: list, prefix: bytes
+) -> tuple[list[dict], set[int]]:
+    """What each planned fault cost (faults.account), and the sequences of its window: judged
+    by the fault, left out of the level's own figures. Without the ledger's send times no
+    fault is counted (each says so)."""
+    times = read_send_times(params["ledger"] + ".times")
+    if times is None:
+        return [dict(f, counted=False) for f in params["faults"]], set()
+    intended, sent_at = times
+    seen = read_sightings(params["ledger"] + ".visible") or None
+    copies: Counter = Counter()
+    for run_id, _unused, _unused in found:
+        sequence = _sequence(run_id, prefix)
+        if sequence is not None:
+            copies[sequence] += 1
+    modified = {_sequence(run_id, prefix) for run_id in modified_run_ids(sent, found)}
+    accounts, members, since = [], set(), 0.0
+    for fault in sorted(params["faults"], key=lambda f: f["at_s"]):
+        timeline = {key: fault.get(key) for key in ("applied_s", "ended_s", "back_at_s")}
+        figures = account(fault, timeline, intended=intended, visible=seen, copies=copies,
+                          modified={m for m in modified if m is not None}, sent=len(sent_at),
+                          level_end=params["duration_s"], late_ms=params["late_after_ms"],
+                          since=since)  # fmt: skip
+        since = (figures.get("window_s") or [since, since])[1]
+        members.update(figures.pop("members", []))
+        accounts.append(dict(fault, counted=True, **figures))
+    write_fault_windows(params["ledger"], members)
+    return accounts, members
+
+
+def _outside(params: dict, members: set[int], settle_end: float) -> dict | None:
+    """The level's freshness over the snapshots outside its faults' windows (None: not
+    followed)."""
+    times = read_send_times(params["ledger"] + ".times")
+    seen = read_sightings(params["ledger"] + ".visible")
+    if times is None or not seen:
+        return None
+    intended, sent_at = times
+    return freshness(
+        SimpleNamespace(offsets=intended, bursts=[]), sent_at, seen, mono_start=0.0,
+        lateness_ms=[(s - i) * 1000.0 for i, s in zip(intended, sent_at)],
+        gave_up=settle_end, leave_out=members,
+    )  # fmt: skip
 
 
 def measure_level(params: dict) -> dict:
@@ -141,13 +240,21 @@ def measure_level(params: dict) -> dict:
         time.sleep(SETTLE_POLL_S)
     start, end = params["start"], params["end"]
     settled = end + params["settle_s"]
+    accounts, members = (
+        _fault_windows(params, sent, found, prefix) if params["faults"] else ([], set())
+    )
+    every_record = found
+    if members:
+        # The faults' windows are judged by the faults: the level's figures are the rest's.
+        sent = {k: v for k, v in sent.items() if _sequence(k, prefix) not in members}
+        found = [f for f in found if _sequence(f[0], prefix) not in members]
     log = read_log(params["log_file"], interface, start, settled, prefix)
     figures = integrity(sent, found, interface)
     # Every record is reconciled; the warm-up's (the first ones sent) are left out of latency.
     warmup = round(params["rate"] * params["warmup_s"])
     figures.update(latencies(after_warmup(found, prefix, warmup), interface, log["dispatched"]))
     figures["per_second"] = per_second(
-        found, prefix, rate=params["rate"], start=params["start"],
+        every_record, prefix, rate=params["rate"], start=params["start"],
         duration_s=params["duration_s"], interface=interface, logged=log["dispatched"],
         intended=(read_send_times(params["ledger"] + ".times") or (None, None))[0],
     )  # fmt: skip
@@ -155,7 +262,16 @@ def measure_level(params: dict) -> dict:
     duration = params["duration_s"]
     figures["rate"] = params["rate"]
     figures["duration_s"] = duration
-    figures["throughput"] = round(figures["written"] / duration, 3) if duration else 0.0
+    # Over the level's time outside its faults' windows.
+    outside_s = duration - sum(max(min(a["window_s"][1], duration) - max(a["window_s"][0], 0.0), 0.0)
+                               for a in accounts if a.get("window_s"))  # fmt: skip
+    figures["throughput"] = round(figures["written"] / outside_s, 3) if outside_s > 0 else 0.0
+    if params["faults"]:
+        figures["faults"] = accounts
+        figures["fault_window_s"] = round(duration - outside_s, 3)
+        figures["freshness_outside_faults"] = _outside(
+            params, members, end - start + params["settle_s"]
+        )
     if interface["metrics_file"]:
         observer = metrics_window(
             os.path.join(params["output_dir"], interface["metrics_file"]), start, settled
@@ -197,6 +313,8 @@ def main() -> None:
             "warmup_s": {"type": "float", "default": 0.0},
             "failure": {"type": "str"},
             "interface": {"type": "dict"},
+            "faults": {"type": "list", "elements": "dict", "default": []},
+            "late_after_ms": {"type": "float", "default": 0.0},
         },
         supports_check_mode=True,
     )

@@ -109,6 +109,16 @@ options:
         300}). Every key is described with the stress role's C(stress_capacity).
     type: raw
     default: {}
+  faults:
+    description:
+      - >-
+        Faults during the levels (the stress role's C(stress_faults)), each checked against
+        the levels and the hosts: C(type) (kill, pause, cpu, restart), C(level), C(at_s),
+        C(duration_s), C(quota_pct) (cpu), C(hosts) (default all), C(max_lost),
+        C(max_recovery_s), C(back_within_s). Each level of the plan carries its own, named
+        and with its hosts listed.
+    type: raw
+    default: []
 """
 
 EXAMPLES = r"""
@@ -138,6 +148,10 @@ qts_stress_run:
     artifacts_dir: {description: The run's folder on the controller., type: str, sample: /work/artifacts/20261127T162013Z-ab12}
     profile: {description: "The profile, or C(custom) when O(levels) override it.", type: str, sample: smoke}
     levels: {description: "The levels to run, each C({rate, duration_s, thresholds, run_id_prefix})", type: list, elements: dict, sample: []}
+    faults:
+      description: Every planned fault, resolved (defaults filled, named, hosts listed); each level carries its own in C(faults).
+      type: list
+      elements: dict
     capacity:
       description: The capacity search to run after the levels, or null.
       type: dict

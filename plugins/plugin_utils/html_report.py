@@ -80,6 +80,9 @@ configuration {{ (entry.observer_identity or {}).config_digest or "not recorded"
 {% for c in entry.criteria %}<tr><td>{{ c.name }}</td><td class="{{ (c.verdict or '').split()[0] }}">{{ c.verdict }}</td>\
 <td>{{ c.evidence }}</td></tr>{% endfor %}
 </table>
+{% set faults = entry.levels | map(attribute="faults", default=[]) | sum(start=[]) %}{% if faults %}<h3>Faults</h3>
+<table id="faults-{{ loop.index }}"><tr><th>fault</th><th>applied</th><th>back</th><th>sent</th><th>lost</th><th>allowed</th><th>dup</th><th>mod</th><th>late</th><th>recovery</th><th>drain</th><th>verdict</th></tr>
+{% for f in faults %}<tr><td>{{ f.name }}</td><td class="n">{{ fmt(f.applied_s, "%.1f s") }}</td><td class="n">{{ fmt(f.back_s, "%.2f s") }}</td><td class="n">{{ fmt(f.sent, "%d") }}</td><td class="n">{{ fmt(f.lost, "%d") }}</td><td class="n">{{ fmt(f.allowed_lost, "%d") }}</td><td class="n">{{ fmt(f.duplicated, "%d") }}</td><td class="n">{{ fmt(f.modified, "%d") }}</td><td class="n">{{ fmt(f.late, "%d") }}</td><td class="n">{{ fmt(f.recovery_s, "%.2f s") }}</td><td class="n">{{ fmt(f.drain_s, "%.2f s") }}</td><td class="{{ (f.verdict or '').split()[0] }}">{{ f.verdict }}{% for b in f.breaches or [] %}: {{ b.message }}{% endfor %}{% for u in f.not_measured or [] %}: NOT MEASURED {{ u.reason }}{% endfor %}</td></tr>{% endfor %}</table>{% endif %}
 {% if entry.regression %}<h3>Against the baseline</h3>
 <p>{{ entry.regression.summary }}{% if entry.regression.baseline %} (baseline {{ entry.regression.baseline }}){% endif %}</p>
 {% if entry.regression.checks %}<table><tr><th>level</th><th>metric</th><th>baseline</th><th>this run</th><th>change</th><th>p</th>\
@@ -190,9 +193,27 @@ class Charts:
             axes.axvspan(left, right, color="#4a90d9", alpha=0.08)
             axes.text(left, 1.0, " L%s %g/s" % (level.get("level"), level.get("rate") or 0),
                       transform=axes.get_xaxis_transform(), fontsize=7, va="top")  # fmt: skip
+            for fault in level.get("faults") or []:
+                self._mark_fault(axes, level, fault)
         axes.set_xlabel("minutes since %s" % self.since)
         if self.span:
             axes.set_xlim(*self.span)
+
+    def _mark_fault(self, axes, level: Mapping, fault: Mapping) -> None:
+        """A planned fault on a chart: red from when it was applied to when it ended (a line
+        for a kill), named by its number and type, and its window to recovery hatched."""
+        if fault.get("applied_s") is None:
+            return
+        start = level["started_at"]
+        applied = self.minutes(start + fault["applied_s"])
+        ended = self.minutes(start + (fault.get("ended_s") or fault["applied_s"]))
+        axes.axvspan(applied, max(ended, applied + 1e-3), color="#d0021b", alpha=0.25)
+        window = fault.get("window_s")
+        if window:
+            axes.axvspan(self.minutes(start + window[0]), self.minutes(start + window[1]),
+                         fill=False, hatch="//", edgecolor="#d0021b", alpha=0.3, linewidth=0)  # fmt: skip
+        axes.text(applied, 0.92, " F%s %s" % (fault.get("fault"), fault.get("type")),
+                  transform=axes.get_xaxis_transform(), fontsize=7, va="top", color="#d0021b")  # fmt: skip
 
     @staticmethod
     def svg(figure) -> str:

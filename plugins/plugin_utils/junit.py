@@ -147,7 +147,8 @@ def _level_cases(level: Mapping[str, Any] | None, why_missing: str) -> list[dict
             case["type"] = "not_measured"
             case["detail"] = case["failure"]
         cases.append(case)
-    if level.get("verdict") not in (PASS, NOT_MEASURED) and not failing:
+    faults_failing = any(f.get("verdict") != PASS for f in level.get("faults") or [])
+    if level.get("verdict") not in (PASS, NOT_MEASURED) and not failing and not faults_failing:
         message = "level verdict %s without a named breach" % level.get("verdict")
         cases.append({"name": "verdict", "failure": message, "type": "verdict", "detail": message})
     return cases
@@ -209,6 +210,45 @@ def _regression_cases(entry: Mapping[str, Any], fails: bool) -> list[dict]:
             case.update(failure="NOT MEASURED: %s" % check.get("message"), type="not_measured",
                         detail=check.get("message"))  # fmt: skip
         cases.append(case)
+    return cases
+
+
+FAULT_FIGURES = ("type", "level", "at_s", "duration_s", "applied_s", "ended_s", "back_s", "sent",
+                 "lost", "allowed_lost", "duplicated", "modified", "late", "recovery_s",
+                 "drain_s", "window_s", "error")  # fmt: skip
+
+
+def _fault_cases(host: str, planned: list[Mapping[str, Any]], levels: Mapping) -> list[dict]:
+    """A testcase per planned fault of the host: its counts, failed as it was judged, or not
+    run with its level."""
+    cases = []
+    for level_plan in planned:
+        for fault in level_plan.get("faults") or []:
+            if host not in (fault.get("hosts") or []):
+                continue
+            level = levels.get(fault.get("level")) or {}
+            judged = next((f for f in level.get("faults") or [] if f.get("fault") == fault.get("fault")),
+                          None)  # fmt: skip
+            case: dict[str, Any] = {"name": str(fault.get("name"))}
+            if judged is None:
+                message = "not run: %s" % (
+                    level.get("failure") or "its level did not run to its measure"
+                )
+                case.update(failure=message, type="not_run", detail=message)
+                cases.append(case)
+                continue
+            case["figures"] = {key: judged.get(key) for key in FAULT_FIGURES}
+            if judged.get("verdict") == FAIL:
+                texts = [with_figures(str(b.get("message")), b.get("measured"), b.get("limit"))
+                         for b in judged.get("breaches") or []]  # fmt: skip
+                case.update(failure="; ".join(texts), type="fault",
+                            detail="\n".join(json.dumps(b, default=str) for b in judged["breaches"]))  # fmt: skip
+            elif judged.get("verdict") == NOT_MEASURED:
+                message = "NOT MEASURED: %s" % "; ".join(
+                    str(u.get("reason")) for u in judged.get("not_measured") or []
+                )
+                case.update(failure=message, type="not_measured", detail=message)
+            cases.append(case)
     return cases
 
 
@@ -280,6 +320,8 @@ def junit_xml(report: Mapping[str, Any]) -> bytes:
             for number in sorted(set(planned) | {n for n in levels if n is not None})
             for case in _level_cases(levels.get(number), shorten(why))
         ]
+        cases += [("%s.faults" % host, case)
+                  for case in _fault_cases(host, report.get("levels_planned") or [], levels)]  # fmt: skip
         cases += [("%s.run" % host, case) for case in _run_cases(entry, run_time)]
         fails = bool((report.get("history") or {}).get("fail_on_regression"))
         cases += [("%s.regression" % host, case) for case in _regression_cases(entry, fails)]

@@ -14,6 +14,7 @@ from ansible_collections.qts.observer.plugins.module_utils.artifacts import (
     run_tag,
 )
 from ansible_collections.qts.observer.plugins.module_utils.capacity import resolve_settings
+from ansible_collections.qts.observer.plugins.module_utils.faults import plan_faults
 from ansible_collections.qts.observer.plugins.module_utils.observer_interface import (
     resolved_reference,
 )
@@ -139,10 +140,13 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
     if not RUN_ID.match(run_id):
         errors.append("run_id may hold only letters, digits, '.', '_' and '-', got %r" % run_id)
         run_id = new_run_id()
+    faults, fault_errors = plan_faults(params.get("faults"), levels, hosts)
+    errors += fault_errors
     started = time.time()
     tag = run_tag(run_id)
     for number, level in enumerate(levels, start=1):
         level["run_id_prefix"] = run_id_prefix(tag, number)
+        level["faults"] = [f for f in faults if f["level"] == number]
     capacity = None
     if params["profile"] in CAPACITY_PROFILES or settings.get("capacity_search"):
         # The search's steps are levels numbered after the fixed ones (one run_id format).
@@ -158,6 +162,7 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
         "artifacts_dir": os.path.join(os.path.abspath(params["artifacts_dir"]), run_id),
         "profile": "custom" if params["levels"] else params["profile"],
         "levels": levels,
+        "faults": faults,
         "capacity": capacity,
         "timings": timings,
         "limits": limits,

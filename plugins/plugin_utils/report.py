@@ -387,6 +387,30 @@ def capacity_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+FAULT_HEADER = ["host", "fault", "applied", "back", "sent", "lost", "allowed", "dup", "mod",
+                "late", "recovery", "drain", "verdict"]  # fmt: skip
+
+
+def fault_lines(report: Mapping[str, Any]) -> list[str]:
+    """Each host's planned faults: when applied, what each cost, how long to recover."""
+    rows = []
+    for name, entry in report["hosts"].items():
+        for level in entry["levels"]:
+            for fault in level.get("faults") or []:
+                rows.append([
+                    name, str(fault.get("name")),
+                    fmt(fault.get("applied_s"), "%.1f s"), fmt(fault.get("back_s"), "%.2f s"),
+                    fmt(fault.get("sent"), "%d"), fmt(fault.get("lost"), "%d"),
+                    fmt(fault.get("allowed_lost"), "%d"), fmt(fault.get("duplicated"), "%d"),
+                    fmt(fault.get("modified"), "%d"), fmt(fault.get("late"), "%d"),
+                    fmt(fault.get("recovery_s"), "%.2f s"), fmt(fault.get("drain_s"), "%.2f s"),
+                    str(fault.get("verdict")),
+                ])  # fmt: skip
+    if not rows:
+        return []
+    return ["", "FAULTS", *render_table(FAULT_HEADER, rows, numeric=range(2, 12))]
+
+
 def criteria_lines(criteria: list) -> list[str]:
     items = [c for c in criteria if isinstance(c, Mapping)]
     width = max((len(str(c.get("name"))) for c in items), default=0)
@@ -410,6 +434,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         % (report["run_id"], report["profile"], report["seed"]),
         "",
         *table_lines(report),
+        *fault_lines(report),
         *capacity_lines(report),
     ]
     for name, entry in report["hosts"].items():
