@@ -83,6 +83,8 @@ LEVEL_OPTIONS: dict[str, dict] = {
     "fault_state_file": {"type": "path", "default": "/run/qts_observer/stress.faults.json"},
     # The Observer's stress configuration: a kill's loss window is read from it.
     "config_file": {"type": "path"},
+    # The filesystems a disk_full fault may fill (the output folder's must be one).
+    "expendable": {"type": "list", "elements": "path", "default": []},
 }
 
 
@@ -429,6 +431,8 @@ def _fault_args(args: dict, faults: list[dict]) -> dict:
         "state_file": args["fault_state_file"],
         "progress_file": args["progress_file"],
         "config_file": args["config_file"],
+        "output_dir": args["output_dir"],
+        "expendable": args["expendable"],
     }
 
 

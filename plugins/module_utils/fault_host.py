@@ -19,14 +19,12 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import time
 from collections.abc import Callable
 
 from .injector import InjectionError, process_start_time, read_pidfile
 
 POLL_S = 0.1
-SYSTEMCTL_TIMEOUT_S = 120.0
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
@@ -48,17 +46,27 @@ def unit_of(pid: int) -> str | None:
     return None
 
 
+# How commands run: the module's run_command (an argument list, no shell), given by
+# ``use_runner``; (rc, stdout, stderr).
+_RUNNER: list[Callable[[list[str]], tuple[int, str, str]]] = []
+
+
+def use_runner(runner: Callable[[list[str]], tuple[int, str, str]]) -> None:
+    """Run systemctl with ``runner`` (AnsibleModule.run_command) from now on."""
+    _RUNNER[:] = [runner]
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    if not _RUNNER:
+        raise FaultError("no command runner: %s is run by the stress_fault module" % argv[0])
+    return _RUNNER[0](argv)
+
+
 def systemctl(*args: str) -> str:
-    try:
-        done = subprocess.run(["systemctl", *args], capture_output=True, text=True,
-                              timeout=SYSTEMCTL_TIMEOUT_S, check=False)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FaultError("systemctl %s: %s" % (" ".join(args), exc)) from None
-    if done.returncode:
-        raise FaultError(
-            "systemctl %s: %s" % (" ".join(args), (done.stderr or done.stdout).strip())
-        )
-    return done.stdout.strip()
+    code, out, err = _run(["systemctl", *args])
+    if code:
+        raise FaultError("systemctl %s: %s" % (" ".join(args), (err or out).strip()))
+    return out.strip()
 
 
 def _cgroup_file(unit_cgroup: str, v2_name: str, v1_name: str) -> str | None:
@@ -88,6 +96,50 @@ def cpu_controller_reason(unit: str) -> str | None:
     return ("the kernel's cpu controller is not writable for %s on this host (a container's "
             "cgroups, or cgroup v2 without cpu delegated): CPUQuota= would be set and not "
             "enforced" % unit)  # fmt: skip
+
+
+def _v2_controllers(unit: str) -> list[str]:
+    """The cgroup v2 controllers the unit's parent hands down (none on cgroup v1)."""
+    parent = os.path.dirname(systemctl("show", "--property=ControlGroup", "--value", unit) or "/")
+    for root in (CGROUP_ROOT, os.path.join(CGROUP_ROOT, "unified")):
+        path = os.path.join(root, parent.lstrip("/"), "cgroup.controllers")
+        with contextlib.suppress(OSError), open(path) as handle:
+            return handle.read().split()
+    return []
+
+
+def io_reason(unit: str | None, output_dir: str | None) -> str | None:
+    """Why the Observer's writes cannot be capped here (None: they can): a systemd unit, on
+    cgroup v2's io controller (cgroup v1 throttles direct writes only, not the page cache's
+    writeback of the Observer's appends), and an output folder on a block device."""
+    if unit is None:
+        return "an I/O limit needs the Observer to be a systemd service (IOWriteBandwidthMax=)"
+    if not output_dir or not os.path.isdir(output_dir):
+        return "the Observer's output folder %s does not exist" % output_dir
+    if "io" not in _v2_controllers(unit):
+        return ("cgroup v2's io controller does not reach %s on this host (cgroup v1 throttles "
+                "direct writes only): IOWriteBandwidthMax= would be set and not enforced" % unit)  # fmt: skip
+    device = os.stat(output_dir).st_dev
+    if os.major(device) == 0 or not os.path.exists(
+        "/sys/dev/block/%d:%d" % (os.major(device), os.minor(device))
+    ):
+        return (
+            "the output folder %s is on no block device (tmpfs, overlay): no I/O limit applies"
+            % output_dir
+        )
+    return None
+
+
+def io_limit_enforced(unit: str, output_dir: str, write_bps: int) -> bool:
+    cgroup = systemctl("show", "--property=ControlGroup", "--value", unit)
+    device = os.stat(output_dir).st_dev
+    path = _cgroup_file(cgroup, "io.max", "-")
+    if path is None:
+        return False
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    wanted = "%d:%d" % (os.major(device), os.minor(device))
+    return any(line.startswith(wanted + " ") and "wbps=%d" % write_bps in line for line in lines)
 
 
 def cpu_quota_enforced(unit: str) -> bool:
@@ -195,6 +247,49 @@ def uncap_cgroup(entry: dict) -> str:
     return "cpu cap of pid %d: back in %s" % (entry["pid"], entry["original"])
 
 
+FILLER_NAME = ".qts-stress-fault-filler"
+FILL_CHUNK = 1 << 20
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the filesystem holding ``path``."""
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def disk_full_reason(output_dir: str | None, expendable: list[str]) -> str | None:
+    """Why the Observer's output filesystem may not be filled (None: it may): it must be a
+    filesystem of its own, named expendable, and never the host's root filesystem."""
+    if not output_dir or not os.path.isdir(output_dir):
+        return "the Observer's output folder %s does not exist" % output_dir
+    mount = mount_point(output_dir)
+    if mount == "/" or os.stat(mount).st_dev == os.stat("/").st_dev:
+        return ("the Observer's output folder %s is on the host's root filesystem: never filled"
+                % output_dir)  # fmt: skip
+    if mount not in {os.path.realpath(path) for path in expendable}:
+        return ("its output folder's filesystem (mounted on %s) is not named in "
+                "stress_fault_expendable_filesystems" % mount)  # fmt: skip
+    return None
+
+
+def fill(filler: str) -> None:
+    """Take every free block of the filesystem holding ``filler`` (a new file, mode 0600)."""
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        free = os.statvfs(filler)
+        with contextlib.suppress(OSError):
+            os.posix_fallocate(fd, 0, free.f_bfree * free.f_frsize)
+        os.lseek(fd, 0, os.SEEK_END)
+        for chunk in (FILL_CHUNK, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * chunk)
+    finally:
+        os.close(fd)
+
+
 class Observer:
     """The Observer as its pidfile names it now, and the service that runs it."""
 
@@ -296,6 +391,18 @@ def revert(entry: dict) -> str:
     if kind == "cpu":
         systemctl("set-property", "--runtime", entry["unit"], "CPUQuota=%s" % entry["before"])
         return "cpu cap of %s: CPUQuota=%s again" % (entry["unit"], entry["before"] or " (none)")
+    if kind == "io":
+        systemctl("set-property", "--runtime", entry["unit"], "IOWriteBandwidthMax=")
+        for before in entry["before"]:
+            systemctl("set-property", "--runtime", entry["unit"], "IOWriteBandwidthMax=%s" % before)
+        return "io cap of %s: IOWriteBandwidthMax=%s again" % (
+            entry["unit"],
+            "; ".join(entry["before"]) or " (none)",
+        )
+    if kind == "disk_full":
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry["filler"])
+        return "disk_full of %s: filler removed" % os.path.dirname(entry["filler"])
     if kind == "restart":
         if _active(entry["unit"]):
             return "restart of %s: already running" % entry["unit"]
@@ -305,9 +412,7 @@ def revert(entry: dict) -> str:
 
 
 def _active(unit: str) -> bool:
-    done = subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False,
-                          timeout=SYSTEMCTL_TIMEOUT_S)  # fmt: skip
-    return done.returncode == 0
+    return _run(["systemctl", "is-active", "--quiet", unit])[0] == 0
 
 
 def revert_left(state: StateFile) -> list[str]:
@@ -319,9 +424,18 @@ def revert_left(state: StateFile) -> list[str]:
     return done
 
 
-def refusal(fault: dict, observer: Observer) -> str | None:
-    """Why ``fault`` cannot be applied to this Observer on this host (None: it can)."""
+def refusal(
+    fault: dict, observer: Observer, disk: tuple[str | None, list[str]] = (None, [])
+) -> str | None:
+    """Why ``fault`` cannot be applied to this Observer on this host (None: it can); ``disk``:
+    its output folder and the filesystems named expendable."""
     kind = fault["type"]
+    if kind == "disk_full":
+        reason = disk_full_reason(*disk)
+        return "%s: %s" % (fault["name"], reason) if reason else None
+    if kind == "io":
+        reason = io_reason(observer.unit, disk[0])
+        return "%s: %s" % (fault["name"], reason) if reason else None
     if kind == "restart" and observer.unit is None:
         return ("%s: the Observer (pid %d) is not a systemd service here (the bundled "
                 "supervisor runs it, or another manager): a graceful restart needs systemd"
@@ -362,14 +476,9 @@ class FaultRun:
     ``stop()`` says the level is over; every moment in epoch seconds."""
 
     def __init__(self, fault: dict, *, pidfile: str, pipe: str, state: StateFile,
-                 stop: Callable[[], bool]) -> None:  # fmt: skip
-        self.fault, self.pidfile, self.pipe, self.state, self.stop = (
-            fault,
-            pidfile,
-            pipe,
-            state,
-            stop,
-        )
+                 stop: Callable[[], bool], disk: tuple[str | None, list[str]] = (None, [])) -> None:  # fmt: skip
+        self.fault, self.pidfile, self.pipe, self.state = fault, pidfile, pipe, state
+        self.stop, self.disk = stop, disk
         self.record: dict = {"fault": fault["fault"], "name": fault["name"], "type": fault["type"],
                              "applied_at": None, "ended_at": None, "back_at": None,
                              "pid_before": None, "pid_after": None, "error": None}  # fmt: skip
@@ -390,7 +499,7 @@ class FaultRun:
         try:
             observer = Observer(self.pidfile)
             self.record["pid_before"] = observer.pid
-            reason = refusal(fault, observer)
+            reason = refusal(fault, observer, self.disk)
             if reason:
                 raise FaultError(reason)
             getattr(self, "_" + fault["type"])(
@@ -447,12 +556,42 @@ class FaultRun:
             return
         unit = observer.unit
         entry = {"type": "cpu", "unit": unit, "before": _cpu_quota_now(unit)}
+        self._systemd_cap(entry, "CPUQuota=%g%%" % self.fault["quota_pct"],
+                          lambda: cpu_quota_enforced(unit), until)  # fmt: skip
+
+    def _systemd_cap(self, entry: dict, assignment: str, enforced: Callable[[], bool],
+                     until: float) -> None:  # fmt: skip
+        """Set a runtime property of the Observer's unit (written to the state file first),
+        check the kernel enforces it, hold it until ``until``, then put the old value back."""
         self._applied(entry)
         try:
-            systemctl("set-property", "--runtime", unit, "CPUQuota=%g%%" % self.fault["quota_pct"])
-            if not cpu_quota_enforced(unit):
-                raise FaultError("%s: CPUQuota= was set on %s and the kernel does not enforce "
-                                 "it" % (self.fault["name"], unit))  # fmt: skip
+            systemctl("set-property", "--runtime", entry["unit"], assignment)
+            if not enforced():
+                raise FaultError("%s: %s was set on %s and the kernel does not enforce it"
+                                 % (self.fault["name"], assignment.partition("=")[0] + "=", entry["unit"]))  # fmt: skip
+            self._wait_until(until)
+        finally:
+            self._reverted(entry)
+
+    def _io(self, observer: Observer, until: float) -> None:
+        unit, output_dir, bps = observer.unit or "", self.disk[0] or "", self.fault["write_bps"]
+        before = systemctl("show", "--property=IOWriteBandwidthMax", "--value", unit)
+        entry = {
+            "type": "io",
+            "unit": unit,
+            "before": [line for line in before.splitlines() if line],
+        }
+        self._systemd_cap(entry, "IOWriteBandwidthMax=%s %d" % (output_dir, bps),
+                          lambda: io_limit_enforced(unit, output_dir, bps), until)  # fmt: skip
+
+    def _disk_full(self, _observer: Observer, until: float) -> None:
+        entry = {
+            "type": "disk_full",
+            "filler": os.path.join(mount_point(self.disk[0] or "/"), FILLER_NAME),
+        }
+        self._applied(entry)
+        try:
+            fill(entry["filler"])
             self._wait_until(until)
         finally:
             self._reverted(entry)

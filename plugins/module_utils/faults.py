@@ -10,8 +10,12 @@ A fault is placed within a level, ``at_s`` seconds after its start, on some host
   pause    SIGSTOP for ``duration_s``, then SIGCONT
   cpu      the Observer's CPU capped at ``quota_pct`` % of a core for ``duration_s`` (systemd's
            runtime ``CPUQuota=``)
+  io       its writes capped at ``write_bps`` bytes/s for ``duration_s`` (systemd's runtime
+           ``IOWriteBandwidthMax=`` on the output folder's device, cgroup v2's io controller)
   restart  a graceful restart, as a deploy makes one: stop (SIGTERM, drained), ``duration_s``
            down, start
+  disk_full the filesystem of its output folder full for ``duration_s`` (a filler file), only
+           where that filesystem is named expendable and is not the host's root filesystem
 
 Each fault's window runs from the first snapshot in flight when it came to the moment the
 level recovered: throughput and p99 visibility back within the band before the fault for
@@ -28,12 +32,12 @@ from collections.abc import Sequence
 
 from .stats import percentile
 
-FAULT_TYPES = ("kill", "pause", "cpu", "restart")
+FAULT_TYPES = ("kill", "pause", "cpu", "io", "restart", "disk_full")
 # Faults that last a while and are then reverted (their duration_s must be over 0).
-LASTING = ("pause", "cpu")
+LASTING = ("pause", "cpu", "io", "disk_full")
 # Faults after which the Observer runs as a new process: the sender waits for it.
 RESTARTING = ("kill", "restart")
-FAULT_KEYS = ("type", "level", "at_s", "duration_s", "quota_pct", "hosts", "max_lost",
+FAULT_KEYS = ("type", "level", "at_s", "duration_s", "quota_pct", "write_bps", "hosts", "max_lost",
               "max_recovery_s", "back_within_s")  # fmt: skip
 # The defaults of a fault's own limits (README, "Faults during load"; a test ties them).
 FAULT_DEFAULTS: dict[str, float] = {
@@ -100,6 +104,12 @@ def _fault_errors(fault: dict, where: str, level: dict | None, hosts: Sequence[s
                       % (where, fault.get("quota_pct")))  # fmt: skip
     elif kind != "cpu" and "quota_pct" in fault:
         errors.append("%s: quota_pct is for a cpu fault only" % where)
+    bps = fault.get("write_bps")
+    if kind == "io" and (not isinstance(bps, int) or isinstance(bps, bool) or bps < 1):
+        errors.append("%s: write_bps must be a whole number of bytes per second over 0, got %r"
+                      % (where, bps))  # fmt: skip
+    elif kind != "io" and "write_bps" in fault:
+        errors.append("%s: write_bps is for an io fault only" % where)
     return errors + _limit_errors(fault, where, hosts)
 
 
@@ -151,6 +161,7 @@ def plan_faults(
         resolved.update(
             fault=number, type=fault["type"], level=index, at_s=float(fault["at_s"]),
             duration_s=float(fault.get("duration_s", 0)), quota_pct=fault.get("quota_pct"),
+            write_bps=fault.get("write_bps"),
             hosts=list(fault.get("hosts") or hosts), max_lost=fault.get("max_lost"),
         )  # fmt: skip
         resolved["name"] = fault_name(resolved)
@@ -183,6 +194,8 @@ def fault_name(fault: dict) -> str:
     what = fault["type"]
     if fault["type"] == "cpu":
         what += " %g %%" % fault["quota_pct"]
+    if fault["type"] == "io":
+        what += " %d B/s" % fault["write_bps"]
     if fault["duration_s"]:
         what += " %g s" % fault["duration_s"]
     return "fault %d (%s at %g s of level %d)" % (
@@ -290,9 +303,11 @@ def account(
             recovered = _recovered_at(intended, visible, ended, level_end, band_ms)
     if recovered is not None and ended is not None:
         figures["recovery_s"] = round(recovered - ended, 3)
-    close = recovered if recovered is not None else level_end
+    # Rounded as reported, so that the window said is the one counted.
+    start = round(start, 3)
+    close = round(recovered if recovered is not None else level_end, 3)
     members = [i for i in range(min(sent, len(intended))) if start <= intended[i] < close]
-    figures["window_s"] = [round(start, 3), round(close, 3)]
+    figures["window_s"] = [start, close]
     figures["sent"] = len(members)
     figures["lost"] = sum(1 for i in members if not copies.get(i))
     figures["duplicated"] = sum(copies.get(i, 1) - 1 for i in members if copies.get(i, 0) > 1)

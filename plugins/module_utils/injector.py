@@ -156,6 +156,15 @@ class Link:
         if window is None or self.outages is None:
             outcome.failure = "process failure: the Observer (pid %d) died" % self.watch.pid
             return False
+        waited = time.monotonic()
+        try:
+            return self._wait_for_new(outcome, window, died)
+        finally:
+            # Held up by the Observer's planned outage, as by a full pipe: not the generator's
+            # own lateness (gate.generator_bound).
+            outcome.blocked_s += time.monotonic() - waited
+
+    def _wait_for_new(self, outcome: LevelOutcome, window: list[float], died: float) -> bool:
         while time.monotonic() - self.mono_start < window[1]:
             with contextlib.suppress(InjectionError):
                 watch = ProcessWatch(read_pidfile(self.outages.pidfile))

@@ -99,7 +99,7 @@ options:
     default: 10.0
   outages:
     description:
-      - Planned outages of the Observer (a kill or a restart of O(stress_faults)), each
+      - Planned outages of the Observer (a kill or a restart of the stress role's C(stress_faults)), each
         C([from_s, until_s]) from the level's start. An Observer that dies within one is
         waited for; once O(pidfile) names a new live process that reads O(pipe), the level
         goes on sending to it (late sends are sent, never skipped). Dead outside one, or not
@@ -195,7 +195,9 @@ observer_pid_end:
   returned: success
   type: int
 restarts:
-  description: The planned restarts the level outlived, each with when the Observer died and when the new one read its input (seconds from the level's start) and both PIDs.
+  description:
+    - The planned restarts the level outlived, each with when the Observer died and when the
+      new one read its input (seconds from the level's start) and both PIDs.
   returned: success
   type: list
   elements: dict

@@ -22,7 +22,11 @@ description:
   - "Faults: C(kill) (SIGKILL; the Observer's service manager restarts it, and the module
     waits until a new Observer reads its input again), C(pause) (SIGSTOP, then SIGCONT),
     C(cpu) (systemd's runtime C(CPUQuota=) on the Observer's unit, then its old value) and
-    C(restart) (C(systemctl stop), C(duration_s) down, C(systemctl start))."
+    C(io) (systemd's runtime C(IOWriteBandwidthMax=) on the output folder's device, then its
+    old value), C(restart) (C(systemctl stop), C(duration_s) down, C(systemctl start)) and
+    C(disk_full)
+    (a filler file, mode 0600, takes every free block of the output folder's filesystem for
+    C(duration_s), then is removed)."
   - >-
     With no fault it only reverts what was left; run as
     C(ansible observers -b -m qts.observer.stress_fault) it is the documented way to clean a
@@ -57,6 +61,16 @@ options:
     description: Where the faults applied and not yet reverted are kept (mode 0600).
     type: path
     default: /run/qts_observer/stress.faults.json
+  output_dir:
+    description: The Observer's output folder (a C(disk_full) fills its filesystem, an C(io) caps writes to its device).
+    type: path
+  expendable:
+    description:
+      - Mount points of the filesystems a C(disk_full) may fill. The Observer's output folder
+        must be on one of them, a filesystem of its own; the host's root filesystem never is.
+    type: list
+    elements: path
+    default: []
   config_file:
     description:
       - The Observer's stress configuration. For the reference Observer's, a kill's record
@@ -140,6 +154,7 @@ from ansible_collections.qts.observer.plugins.module_utils.fault_host import (
     loss_window,
     refusal,
     revert_left,
+    use_runner,
 )
 
 
@@ -161,14 +176,14 @@ def _level_done(path: str | None) -> bool:
         return False
 
 
-def _refused(faults: list[dict], pidfile: str) -> list[str]:
+def _refused(faults: list[dict], pidfile: str, disk: tuple[str | None, list[str]]) -> list[str]:
     if not faults:
         return []
     try:
         observer = Observer(pidfile)
     except FaultError as exc:
         return ["%s: %s" % (fault["name"], exc) for fault in faults]
-    return [reason for reason in (refusal(fault, observer) for fault in faults) if reason]
+    return [reason for reason in (refusal(fault, observer, disk) for fault in faults) if reason]
 
 
 def main() -> None:
@@ -181,22 +196,28 @@ def main() -> None:
             "state_file": {"type": "path", "default": "/run/qts_observer/stress.faults.json"},
             "progress_file": {"type": "path"},
             "config_file": {"type": "path"},
+            "output_dir": {"type": "path"},
+            "expendable": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
     params = module.params
+    use_runner(lambda argv: module.run_command(argv, check_rc=False))
     state = StateFile(params["state_file"])
+    disk = (params["output_dir"], params["expendable"])
     result = {"changed": False, "faults": [], "reverted": [], "refused": [], "left": []}
     try:
         if module.check_mode:
-            result.update(left=state.read(), refused=_refused(params["faults"], params["pidfile"]))
+            result.update(
+                left=state.read(), refused=_refused(params["faults"], params["pidfile"], disk)
+            )
             module.exit_json(**result)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, _stopped)
         result["reverted"] = revert_left(state)
         for fault in params["faults"]:
             run = FaultRun(fault, pidfile=params["pidfile"], pipe=params["pipe"], state=state,
-                           stop=lambda: _level_done(params["progress_file"]))  # fmt: skip
+                           stop=lambda: _level_done(params["progress_file"]), disk=disk)  # fmt: skip
             if fault["type"] == "kill":
                 run.record["loss_window"] = loss_window(params["config_file"])
             result["faults"].append(run.record)  # kept whatever ends the job

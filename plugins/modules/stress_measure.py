@@ -227,6 +227,17 @@ def _outside(params: dict, members: set[int], settle_end: float) -> dict | None:
     )  # fmt: skip
 
 
+def _level_errors(moments: list[float], accounts: list[dict], level_start: float) -> list[float]:
+    """The error moments of the level itself: one logged within a fault's window is the
+    fault's (a full disk is logged), counted in its ``errors``."""
+    for account_ in accounts:
+        window = account_.get("window_s")
+        inside = [m for m in moments if window and window[0] <= m - level_start < window[1]]
+        account_["errors"] = len(inside)
+        moments = [m for m in moments if m not in inside]
+    return moments
+
+
 def measure_level(params: dict) -> dict:
     interface = params["interface"]
     sent = read_ledger(params["ledger"])
@@ -281,7 +292,9 @@ def measure_level(params: dict) -> dict:
     figures.update(observer)
     # Errors are counted over the level itself (the spec's error rate is the level's), from
     # the same read of the log as the rest.
-    figures["errors"] = sum(1 for moment in log["error_moments"] if moment <= end)
+    moments = _level_errors([m for m in log["error_moments"] if m <= end], accounts,
+                            start - params["warmup_s"])  # fmt: skip
+    figures["errors"] = len(moments)
     figures["error_rate_pct"] = (
         round(100.0 * figures["errors"] / figures["sent"], 4) if figures["sent"] else 0.0
     )

@@ -113,8 +113,9 @@ options:
     description:
       - >-
         Faults during the levels (the stress role's C(stress_faults)), each checked against
-        the levels and the hosts: C(type) (kill, pause, cpu, restart), C(level), C(at_s),
-        C(duration_s), C(quota_pct) (cpu), C(hosts) (default all), C(max_lost),
+        the levels and the hosts: C(type) (kill, pause, cpu, io, restart, disk_full),
+        C(level), C(at_s), C(duration_s), C(quota_pct) (cpu), C(write_bps) (io), C(hosts)
+        (default all), C(max_lost),
         C(max_recovery_s), C(back_within_s). Each level of the plan carries its own, named
         and with its hosts listed.
     type: raw

@@ -22,7 +22,8 @@ from contextlib import closing, contextmanager
 from typing import Any
 
 HISTORY_FILE = "history.sqlite"
-SCHEMA_VERSION = 1
+# 2: the faults table (stress_faults), one row per run, host and fault.
+SCHEMA_VERSION = 2
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY, started_at TEXT, finished_at TEXT, profile TEXT,
@@ -38,7 +39,15 @@ _SCHEMA = (
         sent INTEGER, written INTEGER, lost INTEGER, duplicated INTEGER, modified INTEGER,
         samples TEXT, PRIMARY KEY (run_id, host, level),
         FOREIGN KEY (run_id, host) REFERENCES host_runs(run_id, host))""",
+    """CREATE TABLE IF NOT EXISTS faults (
+        run_id TEXT NOT NULL, host TEXT NOT NULL, fault INTEGER NOT NULL, level INTEGER,
+        type TEXT, name TEXT, verdict TEXT, sent INTEGER, lost INTEGER, duplicated INTEGER,
+        modified INTEGER, late INTEGER, back_s REAL, recovery_s REAL, drain_s REAL,
+        PRIMARY KEY (run_id, host, fault),
+        FOREIGN KEY (run_id, host) REFERENCES host_runs(run_id, host))""",
 )
+FAULT_COLUMNS = ("level", "type", "name", "verdict", "sent", "lost", "duplicated", "modified",
+                 "late", "back_s", "recovery_s", "drain_s")  # fmt: skip
 LEVEL_COLUMNS = (
     "rate", "duration_s", "verdict", "throughput", "p50_ms", "p95_ms", "p99_ms", "max_ms",
     "cpu_pct", "observer_cpu_pct", "memory_pct", "observer_rss_mb", "errors", "sent", "written", "lost",
@@ -53,19 +62,29 @@ _INSERT_LEVEL = "INSERT INTO levels (run_id, host, level, %s, samples) VALUES (%
 )
 
 
+_INSERT_FAULT = "INSERT INTO faults (run_id, host, fault, %s) VALUES (%s)" % (  # noqa: S608
+    ", ".join(FAULT_COLUMNS),
+    ", ".join("?" * (len(FAULT_COLUMNS) + 3)),
+)
+
+
 class HistoryError(Exception):
     """The history cannot be used; the message says why."""
 
 
 def levels_key(levels: list[Mapping[str, Any]]) -> str:
-    """What makes two runs' levels the same: their rates and durations, in order, and the
-    shape of each that has one other than constant (a burst is not compared with an even
-    load; a replay by its capture's path and speed)."""
+    """What makes two runs' levels the same: their rates and durations, in order, the shape
+    of each that has one other than constant (a burst is not compared with an even load; a
+    replay by its capture's path and speed), and the faults of each that has any (their
+    types, moments and lengths: a run with a kill is compared with one with the same kill)."""
     return json.dumps(
         [
             [float(lv["rate"]), float(lv["duration_s"])]
             + ([lv["shape"]] if (lv.get("shape") or {}).get("type", "constant") != "constant"
                else [])
+            + ([[[f["type"], f["at_s"], f["duration_s"], f.get("quota_pct"), f.get("write_bps")]
+                 for f in lv["faults"]]]
+               if lv.get("faults") else [])
             for lv in levels
         ],
         sort_keys=True,
@@ -164,6 +183,7 @@ def record_run(path: str, report: Mapping[str, Any], collection_version: str | N
         db.execute("BEGIN IMMEDIATE")
         try:
             run_id = report["run_id"]
+            db.execute("DELETE FROM faults WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM levels WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM host_runs WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
@@ -187,6 +207,9 @@ def record_run(path: str, report: Mapping[str, Any], collection_version: str | N
                         (run_id, host, level.get("level"), *(row[c] for c in LEVEL_COLUMNS),
                          json.dumps(row["samples"])),
                     )  # fmt: skip
+                    for fault in level.get("faults") or []:
+                        db.execute(_INSERT_FAULT, (run_id, host, fault.get("fault"),
+                                                   *(fault.get(c) for c in FAULT_COLUMNS)))  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -233,10 +256,14 @@ def host_run(path: str, run_id: str, host: str) -> dict | None:
         levels = db.execute(
             "SELECT * FROM levels WHERE run_id = ? AND host = ? ORDER BY level", (run_id, host)
         ).fetchall()
+        faults = db.execute(
+            "SELECT * FROM faults WHERE run_id = ? AND host = ? ORDER BY fault", (run_id, host)
+        ).fetchall()
     found = dict(head)
     found["levels"] = {
         row["level"]: dict(dict(row), samples=json.loads(row["samples"] or "{}")) for row in levels
     }
+    found["faults"] = {row["fault"]: dict(row) for row in faults}
     return found
 
 
@@ -266,7 +293,14 @@ def list_runs(path: str, limit: int = 20) -> list[dict]:
                 " ORDER BY h.host, l.level",
                 (run["run_id"],),
             ).fetchall()
-            found.append(dict(dict(run), rows=[dict(r) for r in rows]))
+            faults = db.execute(
+                "SELECT host, name, verdict, lost, back_s, recovery_s FROM faults"
+                " WHERE run_id = ? ORDER BY host, fault",
+                (run["run_id"],),
+            ).fetchall()
+            found.append(
+                dict(dict(run), rows=[dict(r) for r in rows], faults=[dict(f) for f in faults])
+            )
     return found
 
 
@@ -300,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
                 _cell(row["throughput"], "%.2f/s"), _cell(row["p99_ms"], "%.1f ms"),
                 _cell(row["cpu_pct"], "%.1f %%"), _cell(row["lost"], "%d"),
                 row["host_verdict"]))  # fmt: skip
+        for fault in run["faults"]:
+            print("    %-20s %s  lost %s  back %s  recovery %s  %s" % (
+                fault["host"], fault["name"], _cell(fault["lost"], "%d"),
+                _cell(fault["back_s"], "%.2f s"), _cell(fault["recovery_s"], "%.2f s"),
+                fault["verdict"]))  # fmt: skip
     return 0
 
 

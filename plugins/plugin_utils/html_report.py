@@ -80,9 +80,18 @@ configuration {{ (entry.observer_identity or {}).config_digest or "not recorded"
 {% for c in entry.criteria %}<tr><td>{{ c.name }}</td><td class="{{ (c.verdict or '').split()[0] }}">{{ c.verdict }}</td>\
 <td>{{ c.evidence }}</td></tr>{% endfor %}
 </table>
-{% set faults = entry.levels | map(attribute="faults", default=[]) | sum(start=[]) %}{% if faults %}<h3>Faults</h3>
-<table id="faults-{{ loop.index }}"><tr><th>fault</th><th>applied</th><th>back</th><th>sent</th><th>lost</th><th>allowed</th><th>dup</th><th>mod</th><th>late</th><th>recovery</th><th>drain</th><th>verdict</th></tr>
-{% for f in faults %}<tr><td>{{ f.name }}</td><td class="n">{{ fmt(f.applied_s, "%.1f s") }}</td><td class="n">{{ fmt(f.back_s, "%.2f s") }}</td><td class="n">{{ fmt(f.sent, "%d") }}</td><td class="n">{{ fmt(f.lost, "%d") }}</td><td class="n">{{ fmt(f.allowed_lost, "%d") }}</td><td class="n">{{ fmt(f.duplicated, "%d") }}</td><td class="n">{{ fmt(f.modified, "%d") }}</td><td class="n">{{ fmt(f.late, "%d") }}</td><td class="n">{{ fmt(f.recovery_s, "%.2f s") }}</td><td class="n">{{ fmt(f.drain_s, "%.2f s") }}</td><td class="{{ (f.verdict or '').split()[0] }}">{{ f.verdict }}{% for b in f.breaches or [] %}: {{ b.message }}{% endfor %}{% for u in f.not_measured or [] %}: NOT MEASURED {{ u.reason }}{% endfor %}</td></tr>{% endfor %}</table>{% endif %}
+{% set faults = entry.levels | map(attribute="faults", default=[]) | sum(start=[]) %}\
+{% if faults %}<h3>Faults</h3>
+<table id="faults-{{ loop.index }}"><tr><th>fault</th><th>applied</th><th>back</th><th>sent</th><th>lost</th>\
+<th>allowed</th><th>dup</th><th>mod</th><th>late</th><th>recovery</th><th>drain</th><th>verdict</th></tr>
+{% for f in faults %}<tr><td>{{ f.name }}</td><td class="n">{{ fmt(f.applied_s, "%.1f s") }}</td>\
+<td class="n">{{ fmt(f.back_s, "%.2f s") }}</td><td class="n">{{ fmt(f.sent, "%d") }}</td>\
+<td class="n">{{ fmt(f.lost, "%d") }}</td><td class="n">{{ fmt(f.allowed_lost, "%d") }}</td>\
+<td class="n">{{ fmt(f.duplicated, "%d") }}</td><td class="n">{{ fmt(f.modified, "%d") }}</td>\
+<td class="n">{{ fmt(f.late, "%d") }}</td><td class="n">{{ fmt(f.recovery_s, "%.2f s") }}</td>\
+<td class="n">{{ fmt(f.drain_s, "%.2f s") }}</td><td class="{{ (f.verdict or '').split()[0] }}">{{ f.verdict }}\
+{% for b in f.breaches or [] %}: {{ b.message }}{% endfor %}\
+{% for u in f.not_measured or [] %}: NOT MEASURED {{ u.reason }}{% endfor %}</td></tr>{% endfor %}</table>{% endif %}
 {% if entry.regression %}<h3>Against the baseline</h3>
 <p>{{ entry.regression.summary }}{% if entry.regression.baseline %} (baseline {{ entry.regression.baseline }}){% endif %}</p>
 {% if entry.regression.checks %}<table><tr><th>level</th><th>metric</th><th>baseline</th><th>this run</th><th>change</th><th>p</th>\

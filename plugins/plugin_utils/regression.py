@@ -85,6 +85,37 @@ def _check(
     return check
 
 
+# A fault's times, compared with the baseline's same fault (one figure each, no samples): worse
+# by at least this share and this many seconds is a regression. Its losses are not compared:
+# a kill's depends on where in the flush interval it fell.
+FAULT_METRICS = ("back_s", "recovery_s")
+FAULT_MIN_RELATIVE = 0.5
+FAULT_MIN_SECONDS = 1.0
+
+
+def _fault_check(metric: str, current: Mapping[str, Any], baseline: Mapping[str, Any],
+                 baseline_run: str) -> dict:  # fmt: skip
+    now, then = current.get(metric), baseline.get(metric)
+    check = {"level": current.get("level"), "rate": None, "metric": "%s %s" % (current.get("name"), metric),
+             "baseline_run": baseline_run, "baseline": then, "current": now, "change_pct": None,
+             "p_value": None, "direction": "up is worse"}  # fmt: skip
+    if now is None or then is None:
+        return dict(
+            check, verdict=NOT_MEASURED, message="%s not measured in both runs" % check["metric"]
+        )
+    check["change_pct"] = round(100.0 * (now - then) / then, 2) if then else None
+    regressed = now - then >= FAULT_MIN_SECONDS and (
+        not then or (now - then) / then >= FAULT_MIN_RELATIVE
+    )
+    check["verdict"] = verdict_of(regressed, False)
+    check["message"] = "%s: %.2f -> %.2f s%s" % (
+        check["metric"], then, now,
+        ": a regression against %s (at least %g s and %g %% longer)"
+        % (baseline_run, FAULT_MIN_SECONDS, 100 * FAULT_MIN_RELATIVE) if regressed else "",
+    )  # fmt: skip
+    return check
+
+
 def _figure(value: Any) -> str:
     return "%.3g" % value if isinstance(value, (int, float)) else str(value)
 
@@ -98,6 +129,13 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dic
             continue
         for metric in METRICS:
             checks.append(_check(metric, number, level, then, baseline["run_id"]))
+    for number, fault in sorted((current.get("faults") or {}).items()):
+        then = (baseline.get("faults") or {}).get(number)
+        if then is None or then.get("type") != fault.get("type"):
+            continue
+        for metric in FAULT_METRICS:
+            if fault.get("type") in ("kill", "restart") or metric != "back_s":
+                checks.append(_fault_check(metric, fault, then, baseline["run_id"]))
     return checks
 
 
@@ -166,6 +204,7 @@ def judge(report: dict, history_path: str, baseline: str, fail_on_regression: bo
                 for lv in entry["levels"]
                 if not lv.get("generator_bound")
             },
+            "faults": {f.get("fault"): f for lv in entry["levels"] for f in lv.get("faults") or []},
         }
         checks = compare(current, found)
         text = summary(checks)

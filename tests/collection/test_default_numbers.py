@@ -16,6 +16,12 @@ from ansible_collections.qts.observer.plugins.module_utils.capacity import (
     ARRIVALS,
     SEARCH_DEFAULTS,
 )
+from ansible_collections.qts.observer.plugins.module_utils.faults import (
+    FAULT_DEFAULTS,
+    FAULT_TYPES,
+    MIN_GAP_S,
+    RECOVERY_SECONDS,
+)
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
     PROFILE_TIMINGS,
     RUN_LIMITS,
@@ -150,3 +156,20 @@ def test_the_profiles_timings_are_said_as_profile_py_sets_them() -> None:
     )
     assert windows in _description(OPTIONS["stress_sustained_window_s"])
     assert "(%s)" % windows in _comment_above("stress_sustained_window_s")
+
+
+def test_a_faults_default_limits_and_types_are_said_as_faults_py_sets_them() -> None:
+    """stress_faults' limits (max_recovery_s, back_within_s) in the defaults file's comment and
+    the argument spec, and every fault type in both and the README's table."""
+    for where, text in (
+        ("defaults/main.yml stress_faults", _comment_above("stress_faults")),
+        ("argument_specs stress_faults", _description(OPTIONS["stress_faults"])),
+    ):
+        said = _pairs(text, r"(\w+)\)? \(" + NUMBER, FAULT_DEFAULTS)
+        _assert_all_said_and_equal(said, FAULT_DEFAULTS, where)
+        for kind in FAULT_TYPES:
+            assert re.search(r"\b%s\b" % kind, text), "%s does not name %s" % (where, kind)
+    table = {row.split("|")[1].strip(" `") for row in README.splitlines() if row.startswith("| `")}
+    assert set(FAULT_TYPES) <= table
+    assert "3 seconds in a row" in README and RECOVERY_SECONDS == 3
+    assert "at least 5 s after the one" in README and MIN_GAP_S == 5.0

@@ -311,3 +311,39 @@ def test_the_arrivals_chart_draws_the_ledgers_send_times_and_sightings(tmp_path)
     # the burst straddles two windows: 35 of it and that snapshot in the first.
     assert series[0]["offered"] == [1, 51] and series[0]["delivered"] == [1, 36]
     assert series[0]["visible_p99"] == [pytest.approx(250.0), pytest.approx(250.0)]
+
+
+def with_a_kill(report: dict, *, back_s: float, recovery_s: float) -> dict:
+    """``report`` with a kill planned in its second level, judged with these times."""
+    kill = {"fault": 1, "type": "kill", "level": 2, "at_s": 4.0, "duration_s": 0.0,
+            "quota_pct": None, "name": "fault 1 (kill at 4 s of level 2)"}  # fmt: skip
+    report = copy.deepcopy(report)
+    report["levels_planned"][1]["faults"] = [dict(kill, hosts=["observer-01"])]
+    level = report["hosts"]["observer-01"]["levels"][1]
+    level["faults"] = [dict(kill, verdict="PASS", sent=40, lost=3, duplicated=0, modified=0,
+                            late=0, back_s=back_s, recovery_s=recovery_s, drain_s=0.4)]  # fmt: skip
+    return report
+
+
+def test_faults_are_kept_fault_by_fault_and_a_slower_recovery_is_a_regression(tmp_path):
+    db = str(tmp_path / "history.sqlite")
+    plain = a_report("run-a", "2026-12-01T10:00:00Z")
+    history.record_run(db, plain, "0.1.0")
+    first = with_a_kill(a_report("run-b", "2026-12-01T11:00:00Z"), back_s=1.2, recovery_s=0.6)
+    history.record_run(db, first, "0.1.0")
+    kept = history.host_run(db, "run-b", "observer-01")
+    assert kept["faults"][1]["lost"] == 3 and kept["faults"][1]["recovery_s"] == 0.6
+    # A run without the kill is not its baseline: the levels differ by their faults.
+    assert history.levels_key(plain["levels_planned"]) != kept["levels_key"]
+    slower = with_a_kill(a_report("run-c", "2026-12-01T12:00:00Z"), back_s=1.3, recovery_s=2.6)
+    regression.judge(slower, db, "previous", fail_on_regression=True)
+    entry = slower["hosts"]["observer-01"]
+    assert entry["regression"]["baseline"] == "run-b"
+    checks = {c["metric"]: c for c in entry["regression"]["checks"]}
+    back = checks["fault 1 (kill at 4 s of level 2) back_s"]
+    recovery = checks["fault 1 (kill at 4 s of level 2) recovery_s"]
+    assert back["verdict"] == "PASS" and recovery["verdict"] == "FAIL"
+    assert recovery["message"].startswith(
+        "fault 1 (kill at 4 s of level 2) recovery_s: 0.60 -> 2.60 s"
+    )
+    assert entry["verdict"] == "FAIL" and slower["verdict"] == "FAIL"

@@ -15,13 +15,19 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.qts.observer.plugins.module_utils.fault_host import (
     FaultRun,
+    Observer,
     StateFile,
     cpu_hierarchy,
+    disk_full_reason,
+    fill,
+    refusal,
     revert_left,
 )
 from ansible_collections.qts.observer.plugins.module_utils.faults import (
+    FAULT_TYPES,
     MIN_GAP_S,
     account,
     outages,
@@ -40,6 +46,7 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     read_ledger,
     scan_records,
 )
+from ansible_collections.qts.observer.plugins.module_utils.profile import resolve_levels
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
 
 OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
@@ -71,7 +78,7 @@ def test_a_planned_fault_is_resolved_named_and_given_its_hosts():
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
-        ({"type": "crash", "level": 1, "at_s": 1}, "type must be one of kill, pause, cpu, restart"),
+        ({"type": "crash", "level": 1, "at_s": 1}, "type must be one of kill, pause, cpu, io, restart, disk_full"),
         ({"type": "kill", "level": 3, "at_s": 1}, "level must be the number of one of the run's"),
         ({"type": "kill", "level": 1, "at_s": -1}, "at_s must be a number of seconds >= 0"),
         ({"type": "pause", "level": 1, "at_s": 1}, "duration_s must be a number of seconds > 0"),
@@ -80,6 +87,10 @@ def test_a_planned_fault_is_resolved_named_and_given_its_hosts():
         ({"type": "cpu", "level": 1, "at_s": 1, "duration_s": 2}, "quota_pct must be a percentage"),
         ({"type": "pause", "level": 1, "at_s": 1, "duration_s": 2, "quota_pct": 5},
          "quota_pct is for a cpu fault only"),
+        ({"type": "io", "level": 1, "at_s": 1, "duration_s": 2}, "write_bps must be a whole number"),
+        ({"type": "pause", "level": 1, "at_s": 1, "duration_s": 2, "write_bps": 5},
+         "write_bps is for an io fault only"),
+        ({"type": "disk_full", "level": 1, "at_s": 1}, "duration_s must be a number of seconds > 0"),
         ({"type": "kill", "level": 1, "at_s": 1, "hosts": ["nowhere"]}, "host 'nowhere' is not"),
         ({"type": "kill", "level": 1, "at_s": 1, "max_lost": -1}, "max_lost must be a whole"),
         ({"type": "kill", "level": 1, "at_s": 1, "max_recovery_s": 0}, "max_recovery_s must be"),
@@ -371,3 +382,61 @@ def _cpu_cgroup(pid: int) -> str:
         if "cpu" in controllers.split(","):
             return path
     return ""
+
+
+def test_the_shipped_example_applies_each_fault_once_during_the_specs_top_level():
+    example = yaml.safe_load((OBSERVER_DIR.parents[1] / "examples" / "faults.yml").read_text())
+    levels = resolve_levels(example["stress_profile"], None)
+    faults, errors = plan_faults(example["stress_faults"], levels, HOSTS)
+    assert errors == []
+    assert sorted(f["type"] for f in faults) == sorted(FAULT_TYPES)
+    assert {f["level"] for f in faults} == {len(levels)} and levels[-1]["rate"] == 50
+
+
+@pytest.mark.process
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem to fill needs root")
+def test_only_a_filesystem_named_expendable_is_filled_and_the_filler_is_removed(tmp_path):
+    """The host's root filesystem is never filled; a filesystem of its own is, once named:
+    every free block taken (a write fails with ENOSPC), then given back."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    assert "root filesystem: never filled" in disk_full_reason(str(folder), [str(folder)])
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], check=True)
+    try:
+        assert "is not named in stress_fault_expendable_filesystems" in disk_full_reason(
+            str(folder), []
+        )
+        assert disk_full_reason(str(folder / "."), [str(folder)]) is None
+        state = StateFile(str(tmp_path / "faults.json"))
+        entry = {"type": "disk_full", "filler": str(folder / ".qts-stress-fault-filler")}
+        state.add(entry)
+        fill(entry["filler"])
+        assert os.statvfs(folder).f_bavail == 0
+        with pytest.raises(OSError, match="No space left"):
+            (folder / "record.jsonl").write_bytes(b"x" * 8192)
+        # What a job killed mid-fault left is reverted by the next one.
+        assert revert_left(state) == ["disk_full of %s: filler removed" % folder]
+        assert (
+            os.statvfs(folder).f_bavail > 0 and not (folder / ".qts-stress-fault-filler").exists()
+        )
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+@pytest.mark.process
+def test_an_io_cap_or_a_restart_without_systemd_is_refused_by_name_and_reason(tmp_path):
+    """This machine runs no systemd and has no cgroup v2 io controller: an I/O cap and a
+    graceful restart of an Observer it runs are refused, each saying why."""
+    observer = Restarting(tmp_path, reference_config(True))
+    try:
+        found = Observer(str(tmp_path / "observer.pid"))
+        io = {"fault": 1, "name": "fault 1 (io 1048576 B/s 5 s at 2 s of level 1)", "type": "io"}
+        restart = {"fault": 2, "name": "fault 2 (restart at 9 s of level 1)", "type": "restart"}
+        assert refusal(io, found, (str(tmp_path / "out"), [])) == (
+            "fault 1 (io 1048576 B/s 5 s at 2 s of level 1): an I/O limit needs the Observer "
+            "to be a systemd service (IOWriteBandwidthMax=)"
+        )
+        assert refusal(restart, found).endswith("a graceful restart needs systemd")
+        assert refusal({"fault": 3, "name": "f3", "type": "pause"}, found) is None
+    finally:
+        observer.stop()

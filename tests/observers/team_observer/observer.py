@@ -18,6 +18,9 @@ Faults, for the tests (environment variable TEAM_OBSERVER_FAULT):
   alter    every price is changed by +0.01 before it is written
   signal   every record carries a "signal" field (decision logic in an Observer)
   abrupt   SIGTERM ends it at once, without writing what it holds
+  stale    a snapshot older than TEAM_OBSERVER_STALE_MS (1000) when it is taken in (its
+           meta.timestamp against the clock) is dropped: not written, not logged; what waited
+           in the pipe while it was paused is lost
 
 TEAM_OBSERVER_MAX_RATE=<n> makes it read at most n lines per second (a known limit, for the
 capacity search): what is offered beyond it waits in the pipe, as with any slow reader.
@@ -35,6 +38,7 @@ from datetime import datetime, timezone
 
 FAULT = os.environ.get("TEAM_OBSERVER_FAULT", "")
 MAX_RATE = float(os.environ.get("TEAM_OBSERVER_MAX_RATE") or 0)
+STALE_S = float(os.environ.get("TEAM_OBSERVER_STALE_MS") or 1000) / 1000.0
 BURST_S = 0.05  # after an idle spell, at most this much reading ahead of the pace
 log = logging.getLogger("team-observer")
 
@@ -99,6 +103,12 @@ def record(number: int, snapshot: dict, took_ms: float) -> str:
     return json.dumps(document) + "\n"
 
 
+def stale(snapshot: dict) -> bool:
+    """Older than STALE_S by its own timestamp (when it was meant to be sent)."""
+    stamp = datetime.fromisoformat(snapshot["meta"]["timestamp"].replace("Z", "+00:00"))
+    return time.time() - stamp.timestamp() > STALE_S
+
+
 def main() -> int:
     logging.Formatter.converter = time.gmtime  # its log is stamped in UTC, without a zone
     logging.basicConfig(
@@ -150,7 +160,9 @@ def main() -> int:
                 log.error("invalid snapshot: %s", exc)
             else:
                 number += 1
-                if not (FAULT == "drop" and number % 100 == 0):
+                if not (FAULT == "drop" and number % 100 == 0) and not (
+                    FAULT == "stale" and stale(snapshot)
+                ):
                     took_ms = (time.monotonic() - received) * 1000.0
                     writer.add(record(number, snapshot, took_ms), took_ms)
                     log.info(
