@@ -155,9 +155,10 @@ def cpu_quota_enforced(unit: str) -> bool:
 def loss_window(config_file: str | None) -> dict | None:
     """What a kill may lose of the reference Observer, from its stress configuration: the
     records it holds in its buffer (``flush_interval_ms``, at most ``max_buffer_size``; none
-    with ``enable_buffering: false``) and those awaiting dispatch (``min_interval_ms`` of the
-    hybrid trigger). None when the file is not such a configuration (another Observer: its
-    fault says ``max_lost``)."""
+    with ``enable_buffering: false``) and those awaiting dispatch (the hybrid trigger's
+    ``max_interval_ms``, the longest it lets pending work wait: a flush a busy host delays is
+    covered too). None when the file is not such a configuration (another Observer: its fault
+    says ``max_lost``)."""
     if not config_file:
         return None
     try:
@@ -165,7 +166,7 @@ def loss_window(config_file: str | None) -> dict | None:
             config = json.load(handle)
         buffer, trigger = config["buffer"], config["hybrid_trigger"]
         held_ms = float(buffer["flush_interval_ms"]) if buffer["enable_buffering"] else 0.0
-        pending_ms = float(trigger["min_interval_ms"]) if trigger["enabled"] else 0.0
+        pending_ms = float(trigger["max_interval_ms"]) if trigger["enabled"] else 0.0
         return {
             "window_ms": held_ms + pending_ms,
             "max_buffer_size": int(buffer["max_buffer_size"]),

@@ -122,7 +122,7 @@ faults:
       pid_before: 4242
       pid_after: 4301
       error: null
-      loss_window: {"window_ms": 520.0, "max_buffer_size": 50000}
+      loss_window: {"window_ms": 700.0, "max_buffer_size": 50000}
 reverted:
   description: What was reverted of the faults an earlier job left applied.
   returned: always
