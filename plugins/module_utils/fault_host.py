@@ -480,9 +480,14 @@ class FaultRun:
                  stop: Callable[[], bool], disk: tuple[str | None, list[str]] = (None, [])) -> None:  # fmt: skip
         self.fault, self.pidfile, self.pipe, self.state = fault, pidfile, pipe, state
         self.stop, self.disk = stop, disk
-        self.record: dict = {"fault": fault["fault"], "name": fault["name"], "type": fault["type"],
-                             "applied_at": None, "ended_at": None, "back_at": None,
-                             "pid_before": None, "pid_after": None, "error": None}  # fmt: skip
+        self.record: dict = dict(self.not_applied(fault, ""), error=None)
+
+    @staticmethod
+    def not_applied(fault: dict, why: str) -> dict:
+        """The record of a fault never applied, and why."""
+        return {"fault": fault["fault"], "name": fault["name"], "type": fault["type"],
+                "applied_at": None, "ended_at": None, "back_at": None, "pid_before": None,
+                "pid_after": None, "error": "not applied: %s" % why}  # fmt: skip
 
     def _wait_until(self, moment: float) -> bool:
         """Sleep until ``moment``; False if the level ended first."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
+import gc
 import json
 import os
 import select
@@ -507,14 +508,47 @@ def _send_all(
 ) -> float:
     """The sending itself, from the agreed start to the last snapshot (or the Observer's
     death): the monotonic moment it started."""
-    total = plan.schedule.total
-    due_at = plan.schedule.offsets
     plan.wall_start = plan.start_at if plan.start_at else time.time() + 0.05
     while time.time() < plan.wall_start:
         time.sleep(min(0.05, max(0.0, plan.wall_start - time.time())))
     mono_start = link.mono_start = time.monotonic()
     cpu_start = _cpu_seconds()
     outcome.started_at = time.time()
+    # Said at once: the level's faults (stress_fault) count their moments from it.
+    _write_progress(progress_path, outcome, outcome.started_at, done=False)
+    # No cyclic garbage collection while sending: a collection walks every tracked object (a
+    # long level's million entries of its blocked timeline) and delays the sends due meanwhile;
+    # what the sender frees, reference counting frees at once.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _send_loop(plan, outcome, link=link, ledger_path=ledger_path, progress_path=progress_path,
+                   generator=generator, mono_start=mono_start)  # fmt: skip
+    finally:
+        if collecting:
+            gc.enable()
+    outcome.finished_at = time.time()
+    outcome.cpu_s = _cpu_seconds() - cpu_start
+    if outcome.failure is None and not link.watch.alive():
+        link.recover(outcome)
+    if outcome.failure is None:
+        _write_progress(progress_path, outcome, time.time(), done=False, draining=True)
+    return mono_start
+
+
+def _send_loop(
+    plan: LevelPlan,
+    outcome: LevelOutcome,
+    *,
+    link: Link,
+    ledger_path: str,
+    progress_path: str | None,
+    generator: SnapshotGenerator | ReplayGenerator,
+    mono_start: float,
+) -> None:
+    """Every send on its schedule, the PID watched and the progress written meanwhile."""
+    total = plan.schedule.total
+    due_at = plan.schedule.offsets
     next_check = mono_start + PID_CHECK_S
     next_progress = mono_start + PROGRESS_EVERY_S
     with open(ledger_path, "wb") as ledger:
@@ -534,13 +568,6 @@ def _send_all(
                 continue
             if not _send_due(plan, outcome, mono_start=mono_start, **sending):
                 break
-    outcome.finished_at = time.time()
-    outcome.cpu_s = _cpu_seconds() - cpu_start
-    if outcome.failure is None and not link.watch.alive():
-        link.recover(outcome)
-    if outcome.failure is None:
-        _write_progress(progress_path, outcome, time.time(), done=False, draining=True)
-    return mono_start
 
 
 def _burst_blocked(plan: Schedule, outcome: LevelOutcome) -> dict[int, float]:

@@ -46,7 +46,11 @@ options:
     elements: dict
     default: []
   start_at:
-    description: Epoch seconds the level starts at; each fault comes C(at_s) after it.
+    description:
+      - Epoch seconds the level is agreed to start at. With O(progress_file), each fault comes
+        C(at_s) after the level's first send as its progress file says (the load may start
+        later than agreed on a busy host; the sender counts its level from then), else after
+        this.
     type: float
     default: 0
   pidfile:
@@ -78,8 +82,9 @@ options:
         and its trigger's interval).
     type: path
   progress_file:
-    description: The level's progress file; once it says the level is done, a fault still
-      applied is reverted and none is applied any more.
+    description: The level's progress file; its C(started_at) is when the level's clock starts,
+      and once it says the level is done, a fault still applied is reverted and none is applied
+      any more.
     type: path
 extends_documentation_fragment:
   - qts.observer.attributes
@@ -144,6 +149,7 @@ left:
 
 import json
 import signal
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.qts.observer.plugins.module_utils.fault_host import (
@@ -157,6 +163,10 @@ from ansible_collections.qts.observer.plugins.module_utils.fault_host import (
     use_runner,
 )
 
+PROGRESS_POLL_S = 0.05
+# How long after the agreed start the level's load may take to begin on a busy host.
+START_WAIT_S = 300.0
+
 
 class _Stopped(Exception):
     """A signal ended the job: what is applied is reverted on the way out."""
@@ -166,14 +176,40 @@ def _stopped(signum: int, _frame: object) -> None:
     raise _Stopped(signal.Signals(signum).name)
 
 
-def _level_done(path: str | None) -> bool:
+def _progress(path: str | None) -> dict:
     if not path:
-        return False
+        return {}
     try:
         with open(path) as handle:
-            return bool(json.load(handle).get("done"))
+            found = json.load(handle)
     except (OSError, ValueError):
-        return False
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _level_done(path: str | None) -> bool:
+    return bool(_progress(path).get("done"))
+
+
+def _level_start(params: dict) -> float | None:
+    """When the level's first snapshot went out (its progress file says so as soon as it
+    starts): each fault's moment counts from it, on the sender's clock, even when the load
+    started later than agreed on a busy host. Without a progress file, the agreed start; None
+    when the level ended, or never started within START_WAIT_S, before its first send."""
+    agreed = params["start_at"]
+    if not params["progress_file"]:
+        return agreed
+    give_up = max(agreed, time.time()) + START_WAIT_S
+    while time.time() < give_up:
+        progress = _progress(params["progress_file"])
+        started = progress.get("started_at") or 0.0
+        if progress.get("done"):
+            return None
+        # Not a file left by an earlier level: a sender never starts before the agreed time.
+        if started >= agreed - 0.001 and started > 0:
+            return float(started)
+        time.sleep(PROGRESS_POLL_S)
+    return None
 
 
 def _refused(faults: list[dict], pidfile: str, disk: tuple[str | None, list[str]]) -> list[str]:
@@ -215,13 +251,19 @@ def main() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, _stopped)
         result["reverted"] = revert_left(state)
+        begin = _level_start(params) if params["faults"] else params["start_at"]
         for fault in params["faults"]:
+            if begin is None:
+                result["faults"].append(
+                    FaultRun.not_applied(fault, "the level's load ended, or never began")
+                )
+                continue
             run = FaultRun(fault, pidfile=params["pidfile"], pipe=params["pipe"], state=state,
                            stop=lambda: _level_done(params["progress_file"]), disk=disk)  # fmt: skip
             if fault["type"] == "kill":
                 run.record["loss_window"] = loss_window(params["config_file"])
             result["faults"].append(run.record)  # kept whatever ends the job
-            run.run(params["start_at"])
+            run.run(begin)
     except FaultError as exc:
         module.fail_json(msg=str(exc), **result)
     except _Stopped as exc:

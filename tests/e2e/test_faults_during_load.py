@@ -193,9 +193,10 @@ def test_a_team_observer_dropping_what_waited_during_a_pause_is_caught_with_the_
             run_dir, "localhost", report["levels_planned"][0], output_dir(root)
         )
     lost = check_counts(pause, intended, found)
-    # Due from the pause's start to about 1 s before its end: 2 s at 20/s, give or take the
-    # few around the edges the clock decides.
-    assert 30 <= len(lost) <= 50 and pause["lost"] == len(lost), pause
+    # Due from the pause's start to about 1 s before its end: 2 s at 20/s, and on a busy
+    # machine some after it too, taken in more than 1 s late while the backlog drained; at
+    # most the 3 s paused and the 1 s of staleness.
+    assert 30 <= len(lost) <= 80 and pause["lost"] == len(lost), pause
     assert done.returncode != 0 and pause["verdict"] == "FAIL" and report["verdict"] == "FAIL"
     (breach,) = [b for b in pause["breaches"] if b["criterion"] == "fault_lost"]
     assert breach["measured"] == len(lost) and breach["limit"] == 0
@@ -245,45 +246,95 @@ def _paused(pid: int) -> bool:
     return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] == "T"
 
 
-def test_an_interrupted_run_leaves_nothing_applied(tmp_path):
-    """Interrupted (SIGINT) during an 8 s pause, the run's fault job still continues the
-    Observer when the pause is over; with the job itself killed mid-pause, the documented
-    command (the stress_fault module with no fault) continues it."""
-    with local_install_root(tmp_path / "root") as root:
-        state = root / "run" / "qts_observer" / "stress.faults.json"
-        pidfile = root / "run" / "qts_observer" / "observer.pid"
-        for kill_the_job in (False, True):
-            run = SmokeRun("inventories/local", tmp_path / ("artifacts-%s" % kill_the_job),
-                           "-e", f"qts_local_root={root}", *levels_args([lenient_level(20, 30)]),
-                           *faults_args([{"type": "pause", "level": 1, "at_s": 3, "duration_s": 8}]))  # fmt: skip
-            run.wait_for(r"\[progress\] localhost L1 20/s 5s/30s")
-            pid = int(pidfile.read_text())
-            assert _paused(pid) and json.loads(state.read_text())[0]["pid"] == pid
-            if kill_the_job:
-                for job in _fault_jobs():
-                    os.kill(job, signal.SIGKILL)
-            _interrupt(run.process.pid)
-            run.wait(timeout_s=120)
-            if not kill_the_job:
-                # The pause ends at 11 s of the level: the job reverts it on its own.
-                deadline = time.monotonic() + 60
-                while _paused(pid) or state.exists():
-                    assert time.monotonic() < deadline, (
-                        "the interrupted run left the Observer paused"
-                    )
-                    time.sleep(0.5)
-                continue
-            time.sleep(10)  # past the pause's end: nobody is left to revert it
-            assert _paused(pid) and state.exists()
-            cleaned = subprocess.run(
-                [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-i", "inventories/local",
-                 "-e", f"qts_local_root={root}", "-m", "qts.observer.stress_fault",
-                 "-a", f"state_file={state}"],
-                cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=300, check=False,
-            )  # fmt: skip
-            assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
-            assert "pause of pid %d: continued (SIGCONT)" % pid in cleaned.stdout
-            assert not _paused(pid) and not state.exists()
+def _start_interrupted(root: Path, artifacts: Path, fault: dict, *extra: str) -> SmokeRun:
+    """A run whose one fault (from 3 s to 11 s of its level) has been applied: its host's
+    fault state file names it (written before the fault is applied; a busy machine's
+    provisioning and progress lines take their time, the fault is what is waited for)."""
+    state = root / "run" / "qts_observer" / "stress.faults.json"
+    run = SmokeRun("inventories/local", artifacts, "-e", f"qts_local_root={root}",
+                   *levels_args([lenient_level(20, 30)]),
+                   *faults_args([dict(fault, level=1, at_s=3, duration_s=8)]), *extra)  # fmt: skip
+    run.wait_for(r"\[progress\] localhost L1 20/s")
+    deadline = time.monotonic() + 120
+    while not state.exists():
+        assert run.process.poll() is None, "ended before its fault:\n%s" % run.text[-4000:]
+        assert time.monotonic() < deadline, "no fault applied in time:\n%s" % run.text[-4000:]
+        time.sleep(0.05)
+    time.sleep(0.5)  # applied just after it was written down
+    return run
+
+
+def _cpu_cgroup_of(pid: int) -> str:
+    lines = Path("/proc/%d/cgroup" % pid).read_text().splitlines()
+    return next(
+        line.split(":", 2)[2] for line in lines if "cpu" in line.split(":", 2)[1].split(",")
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a CPU cap and a filesystem to fill need root")
+def test_an_interrupted_run_leaves_no_cpu_cap_no_paused_observer_and_no_full_filesystem(tmp_path):
+    """Interrupted (SIGINT, as Ctrl-C) during a CPU cap, the run's fault job still takes the cap
+    off when its time is up. With the job killed too: a pause is left, and the documented
+    command (the stress_fault module with no fault) continues the Observer; a full filesystem
+    is left, and the next run empties it before anything else."""
+    root = tmp_path / "root"
+    state = root / "run" / "qts_observer" / "stress.faults.json"
+    pidfile = root / "run" / "qts_observer" / "observer.pid"
+    with a_small_filesystem(output_dir(root)) as records, local_install_root(root):
+        expendable = [
+            "-e",
+            "'%s'" % json.dumps({"stress_fault_expendable_filesystems": [str(records)]}),
+        ]
+        run = _start_interrupted(root, tmp_path / "cpu", {"type": "cpu", "quota_pct": 5})
+        pid = int(pidfile.read_text())
+        # Where it was: where its supervisor still is.
+        before = _cpu_cgroup_of(
+            int(Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[1])
+        )
+        assert _cpu_cgroup_of(pid) == "/qts-stress-fault-%d" % pid and state.exists()
+        _interrupt(run.process.pid)
+        assert run.wait(timeout_s=120) != 0
+        deadline = time.monotonic() + 60
+        while _cpu_cgroup_of(pid) != before or state.exists():
+            assert time.monotonic() < deadline, "the interrupted run left the Observer capped"
+            time.sleep(0.5)
+        assert not Path("/sys/fs/cgroup/cpu/qts-stress-fault-%d" % pid).exists()
+
+        run = _start_interrupted(root, tmp_path / "pause", {"type": "pause"})
+        pid = int(pidfile.read_text())
+        assert _paused(pid) and json.loads(state.read_text())[0]["pid"] == pid
+        for job in _fault_jobs():
+            os.kill(job, signal.SIGKILL)
+        _interrupt(run.process.pid)
+        run.wait(timeout_s=120)
+        time.sleep(10)  # past the pause's end: nobody is left to revert it
+        assert _paused(pid) and state.exists()
+        cleaned = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-i", "inventories/local",
+             "-e", f"qts_local_root={root}", "-m", "qts.observer.stress_fault",
+             "-a", f"state_file={state}"],
+            cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+        assert "pause of pid %d: continued (SIGCONT)" % pid in cleaned.stdout
+        assert not _paused(pid) and not state.exists()
+
+        run = _start_interrupted(root, tmp_path / "full", {"type": "disk_full"}, *expendable)
+        assert os.statvfs(records).f_bavail == 0 and state.exists()
+        for job in _fault_jobs():
+            os.kill(job, signal.SIGKILL)
+        _interrupt(run.process.pid)
+        run.wait(timeout_s=120)
+        time.sleep(10)
+        assert os.statvfs(records).f_bavail == 0 and (records / ".qts-stress-fault-filler").exists()
+        following = make_smoke("inventories/local", tmp_path / "next", "-e", f"qts_local_root={root}",
+                               *levels_args([lenient_level(5, 3)]))  # fmt: skip
+        assert (
+            "reverted what an earlier run left: disk_full of %s: filler removed" % records
+            in following.stdout
+        )
+        assert not (records / ".qts-stress-fault-filler").exists() and not state.exists()
+        assert following.returncode == 0, following.stdout[-4000:]
 
 
 @contextlib.contextmanager

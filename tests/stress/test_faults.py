@@ -48,6 +48,7 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
 )
 from ansible_collections.qts.observer.plugins.module_utils.profile import resolve_levels
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
+from ansible_collections.qts.observer.plugins.modules.stress_fault import _level_start
 
 OBSERVER_DIR = Path(__file__).resolve().parents[2] / "files" / "observer"
 LEVELS = [{"rate": 10, "duration_s": 30}, {"rate": 50, "duration_s": 60}]
@@ -441,3 +442,20 @@ def test_an_io_cap_or_a_restart_without_systemd_is_refused_by_name_and_reason(tm
         assert refusal({"fault": 3, "name": "f3", "type": "pause"}, found) is None
     finally:
         observer.stop()
+
+
+def test_a_faults_moment_counts_from_the_levels_first_send_even_when_it_began_late(tmp_path):
+    """The load may begin later than agreed on a busy host; the sender counts the level from
+    its first send, and so do the faults (read from the level's progress file)."""
+    progress = tmp_path / "L1.progress.json"
+    agreed = time.time()
+    params = {"start_at": agreed, "progress_file": str(progress)}
+    # A progress file left by an earlier level is not this level's start.
+    progress.write_text(json.dumps({"started_at": agreed - 60.0, "done": False}))
+    threading.Timer(0.3, lambda: progress.write_text(
+        json.dumps({"started_at": agreed + 1.6, "done": False}))).start()  # fmt: skip
+    assert _level_start(params) == agreed + 1.6
+    # A level whose load failed before its first send: no fault is applied.
+    progress.write_text(json.dumps({"done": True, "failed": True}))
+    assert _level_start(params) is None
+    assert _level_start({"start_at": agreed, "progress_file": None}) == agreed

@@ -280,6 +280,10 @@ def test_a_replayed_capture_keeps_its_gaps_and_its_bytes_but_the_run_id(tmp_path
     fifo, received, ledger = tmp_path / "in.fifo", tmp_path / "received", tmp_path / "ledger"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=received.open("wb"))
+    # Held open for writing until the sender is done: this open returns once cat reads the
+    # pipe (the sender, at real-time priority, would otherwise find no reader yet on a busy
+    # machine), and cat sees the end of its input only when both have closed it.
+    holder = os.open(fifo, os.O_WRONLY)
     shape = {"type": "replay", "capture": str(capture), "speed": speed}
     job = json.dumps([shape, rate, duration, str(fifo), reader.pid, str(ledger)])
     # The gaps are the generator's to keep, not the machine's: its wake-ups are not left to
@@ -290,6 +294,7 @@ def test_a_replayed_capture_keeps_its_gaps_and_its_bytes_but_the_run_id(tmp_path
         env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)),
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+    os.close(holder)
     reader.wait(timeout=30)
     assert json.loads(sent.stdout or "{}") == {"sent": 400, "failure": None}, sent.stderr
     # Every line as captured but for its run_id, the level's own, in the recorded order.
