@@ -22,7 +22,7 @@ import signal
 import stat
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -516,17 +516,9 @@ def _send_all(
     outcome.started_at = time.time()
     # Said at once: the level's faults (stress_fault) count their moments from it.
     _write_progress(progress_path, outcome, outcome.started_at, done=False)
-    # No cyclic garbage collection while sending: a collection walks every tracked object (a
-    # long level's million entries of its blocked timeline) and delays the sends due meanwhile;
-    # what the sender frees, reference counting frees at once.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        _send_loop(plan, outcome, link=link, ledger_path=ledger_path, progress_path=progress_path,
+    with _no_garbage_collection(), open(ledger_path, "wb") as ledger:
+        _send_loop(plan, outcome, link=link, ledger=ledger, progress_path=progress_path,
                    generator=generator, mono_start=mono_start)  # fmt: skip
-    finally:
-        if collecting:
-            gc.enable()
     outcome.finished_at = time.time()
     outcome.cpu_s = _cpu_seconds() - cpu_start
     if outcome.failure is None and not link.watch.alive():
@@ -536,12 +528,26 @@ def _send_all(
     return mono_start
 
 
+@contextlib.contextmanager
+def _no_garbage_collection() -> Iterator[None]:
+    """No cyclic garbage collection while sending: a collection walks every tracked object (a
+    long level's million entries of its blocked timeline) and delays the sends due meanwhile;
+    what the sender frees, reference counting frees at once."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _send_loop(
     plan: LevelPlan,
     outcome: LevelOutcome,
     *,
     link: Link,
-    ledger_path: str,
+    ledger: BinaryIO,
     progress_path: str | None,
     generator: SnapshotGenerator | ReplayGenerator,
     mono_start: float,
@@ -551,23 +557,22 @@ def _send_loop(
     due_at = plan.schedule.offsets
     next_check = mono_start + PID_CHECK_S
     next_progress = mono_start + PROGRESS_EVERY_S
-    with open(ledger_path, "wb") as ledger:
-        sending = {"generator": generator, "link": link, "ledger": ledger}
-        while outcome.sent < total:
-            now = time.monotonic()
-            if now >= next_check:
-                next_check = now + PID_CHECK_S
-                if not link.watch.alive() and not link.recover(outcome):
-                    break
-            if now >= next_progress:
-                next_progress = now + PROGRESS_EVERY_S
-                _write_progress(progress_path, outcome, time.time(), done=False)
-            due = mono_start + due_at[outcome.sent]
-            if due > now:
-                time.sleep(min(due - now, PID_CHECK_S))
-                continue
-            if not _send_due(plan, outcome, mono_start=mono_start, **sending):
+    sending = {"generator": generator, "link": link, "ledger": ledger}
+    while outcome.sent < total:
+        now = time.monotonic()
+        if now >= next_check:
+            next_check = now + PID_CHECK_S
+            if not link.watch.alive() and not link.recover(outcome):
                 break
+        if now >= next_progress:
+            next_progress = now + PROGRESS_EVERY_S
+            _write_progress(progress_path, outcome, time.time(), done=False)
+        due = mono_start + due_at[outcome.sent]
+        if due > now:
+            time.sleep(min(due - now, PID_CHECK_S))
+            continue
+        if not _send_due(plan, outcome, mono_start=mono_start, **sending):
+            break
 
 
 def _burst_blocked(plan: Schedule, outcome: LevelOutcome) -> dict[int, float]:

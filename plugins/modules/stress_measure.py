@@ -182,16 +182,15 @@ def _sequence(run_id: bytes, prefix: bytes) -> int | None:
 
 
 def _fault_windows(
-    params: dict, sent: dict, found: list, prefix: bytes
+    params: dict, sent: dict, found: list, prefix: bytes, *, times: tuple | None, seen: dict
 ) -> tuple[list[dict], set[int]]:
     """What each planned fault cost (faults.account), and the sequences of its window: judged
     by the fault, left out of the level's own figures. Without the ledger's send times no
-    fault is counted (each says so)."""
-    times = read_send_times(params["ledger"] + ".times")
+    fault is counted (each says so). ``times``: the ledger's send times; ``seen``: its
+    sightings."""
     if times is None:
         return [dict(f, counted=False) for f in params["faults"]], set()
     intended, sent_at = times
-    seen = read_sightings(params["ledger"] + ".visible") or None
     copies: Counter = Counter()
     for run_id, _unused, _unused in found:
         sequence = _sequence(run_id, prefix)
@@ -201,7 +200,7 @@ def _fault_windows(
     accounts, members, since = [], set(), 0.0
     for fault in sorted(params["faults"], key=lambda f: f["at_s"]):
         timeline = {key: fault.get(key) for key in ("applied_s", "ended_s", "back_at_s")}
-        figures = account(fault, timeline, intended=intended, visible=seen, copies=copies,
+        figures = account(fault, timeline, intended=intended, visible=seen or None, copies=copies,
                           modified={m for m in modified if m is not None}, sent=len(sent_at),
                           level_end=params["duration_s"], late_ms=params["late_after_ms"],
                           since=since)  # fmt: skip
@@ -212,11 +211,9 @@ def _fault_windows(
     return accounts, members
 
 
-def _outside(params: dict, members: set[int], settle_end: float) -> dict | None:
+def _outside(times: tuple | None, seen: dict, members: set[int], settle_end: float) -> dict | None:
     """The level's freshness over the snapshots outside its faults' windows (None: not
     followed)."""
-    times = read_send_times(params["ledger"] + ".times")
-    seen = read_sightings(params["ledger"] + ".visible")
     if times is None or not seen:
         return None
     intended, sent_at = times
@@ -251,8 +248,13 @@ def measure_level(params: dict) -> dict:
         time.sleep(SETTLE_POLL_S)
     start, end = params["start"], params["end"]
     settled = end + params["settle_s"]
+    # The ledger's send times, read once: the per-second rows, the faults and the freshness.
+    times = read_send_times(params["ledger"] + ".times")
+    seen = read_sightings(params["ledger"] + ".visible") if params["faults"] else {}
     accounts, members = (
-        _fault_windows(params, sent, found, prefix) if params["faults"] else ([], set())
+        _fault_windows(params, sent, found, prefix, times=times, seen=seen)
+        if params["faults"]
+        else ([], set())
     )
     every_record = found
     if members:
@@ -267,7 +269,7 @@ def measure_level(params: dict) -> dict:
     figures["per_second"] = per_second(
         every_record, prefix, rate=params["rate"], start=params["start"],
         duration_s=params["duration_s"], interface=interface, logged=log["dispatched"],
-        intended=(read_send_times(params["ledger"] + ".times") or (None, None))[0],
+        intended=(times or (None, None))[0],
     )  # fmt: skip
     figures["warmup"] = warmup
     duration = params["duration_s"]
@@ -281,7 +283,7 @@ def measure_level(params: dict) -> dict:
         figures["faults"] = accounts
         figures["fault_window_s"] = round(duration - outside_s, 3)
         figures["freshness_outside_faults"] = _outside(
-            params, members, end - start + params["settle_s"]
+            times, seen, members, end - start + params["settle_s"]
         )
     if interface["metrics_file"]:
         observer = metrics_window(
