@@ -16,7 +16,7 @@ RUN ?= artifacts/latest
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-burst bench-regression smoke capacity history merge ee-image ee-smoke report clean
+.PHONY: help venv venv-core test test-unit test-process test-e2e test-lab pytest-group lint lint-python sanity pytest bench-observer bench-load bench-verdict bench-capacity bench-burst bench-regression bench-soak smoke soak capacity history merge ee-image ee-smoke report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -97,6 +97,12 @@ venv-core: ## The virtualenv of one tested ansible-core (CORE=2.21 makes .venv-2
 smoke: venv collection $(if $(CORE),venv-core) ## The four levels compressed to about a minute: INVENTORY=, ARGS=, CORE=
 	$(ANSIBLE_BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=smoke $(ARGS)
 
+# The soak's length in seconds (default: the profile's 4 hours).
+SOAK_S ?=
+
+soak: venv collection $(if $(CORE),venv-core) ## The spec's 25/s level for hours, its trends judged: SOAK_S= (seconds), INVENTORY=, ARGS=, CORE=
+	$(ANSIBLE_BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=soak $(if $(SOAK_S),-e stress_soak_duration_s=$(SOAK_S)) $(ARGS)
+
 capacity: venv collection $(if $(CORE),venv-core) ## Each host's highest sustainable rate (at most 10 minutes): INVENTORY=, ARGS=, CORE=
 	$(ANSIBLE_BIN)/ansible-playbook playbooks/stress.yml -i $(INVENTORY) -e stress_profile=capacity $(ARGS)
 
@@ -117,6 +123,10 @@ report: venv collection ## Write RUN's report.html again from its folder (defaul
 
 bench-regression: venv collection ## BENCH_RUNS (20) short runs, each compared with the one before: the false alarm rate
 	$(BIN)/python benchmarks/bench_regression.py --runs $(BENCH_RUNS)
+
+BENCH_PARALLEL ?= 4
+bench-soak: venv collection ## BENCH_RUNS (20) short soaks of the reference Observer, BENCH_PARALLEL (4) at once: how many its trends falsely flag
+	$(BIN)/python benchmarks/bench_soak.py --runs $(BENCH_RUNS) --parallel $(BENCH_PARALLEL)
 
 bench-capacity: venv collection ## The reference Observer's capacity on this machine, what limited it, the curve
 	$(BIN)/python benchmarks/bench_capacity.py

@@ -85,6 +85,11 @@ LEVEL_OPTIONS: dict[str, dict] = {
     "config_file": {"type": "path"},
     # The filesystems a disk_full fault may fill (the output folder's must be one).
     "expendable": {"type": "list", "elements": "path", "default": []},
+    # The level's trend settings (trends.py, as planned), or none: no trend judged.
+    "trends": {"type": "dict"},
+    # A file on the controller whose appearance ends the running level early (what was sent
+    # until then is measured and judged); a level it is there before does not start.
+    "stop_file": {"type": "path"},
 }
 
 
@@ -114,9 +119,27 @@ def progress_line(host: str, progress: dict) -> str:
         _figure(progress.get("cpu_pct"), "%.1f"),
         _figure(progress.get("memory_pct"), "%.1f"),
     )
+    left = _time_left(progress.get("elapsed_s"), progress.get("duration_s"))
+    if left and not progress.get("done") and not progress.get("draining"):
+        line += " " + left
     if progress.get("done"):
         return line + " done"
     return line + " draining" if progress.get("draining") else line
+
+
+# A level at least this long (a soak) says how long it has left in each progress line.
+TIME_LEFT_FROM_S = 600.0
+
+
+def _time_left(elapsed: Any, duration: Any) -> str:
+    """``3h05m left`` of a long level ("" for a short one, or before it is known)."""
+    figures = (elapsed, duration)
+    if not all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in figures):
+        return ""
+    if duration < TIME_LEFT_FROM_S:
+        return ""
+    minutes = max(math.ceil((duration - elapsed) / 60.0), 0)
+    return "%dh%02dm left" % divmod(minutes, 60)
 
 
 def until_next_poll(now: float, interval_s: float, start_at: float, level_end: float) -> float:
@@ -214,6 +237,9 @@ class LevelAction(ActionBase):
                 "interval_s must be greater than 0, not %s" % args["interval_s"]
             )
         host = task_vars.get("inventory_hostname", "?")
+        if args["stop_file"] and os.path.exists(args["stop_file"]):
+            return LevelRun(failure="level %s not run: the run was stopped early (%s)"
+                            % (args["level"], args["stop_file"]))  # fmt: skip
         faults = for_host(args["faults"], host)
         fault_job = (
             self._start_async(FAULT_MODULE, _fault_args(args, faults), args, task_vars)
@@ -351,7 +377,13 @@ class LevelAction(ActionBase):
             # without a module run to read it.
             display.display(progress_line(warnings.host, {"level": level, "rate": args["rate"]}))
             _wait_for_next_poll(args)
+        stopping = False
+        if args["duration_s"] >= TIME_LEFT_FROM_S and args["stop_file"]:
+            display.display("[progress] %s L%s: to end it early and judge what ran: touch %s"
+                            % (warnings.host, level, args["stop_file"]))  # fmt: skip
         while True:
+            if not stopping and args["stop_file"] and os.path.exists(args["stop_file"]):
+                stopping = self._ask_to_stop(args, task_vars)
             polled = self._poll(args, job, task_vars)
             progress, ended = polled["qts_stress_progress"], polled["job"]
             display.display(progress_line(warnings.host, progress))
@@ -385,6 +417,21 @@ class LevelAction(ActionBase):
             )
         return load, ""
 
+    def _ask_to_stop(self, args: dict, task_vars: dict) -> bool:
+        """Tell the host's load to end the level now (``<ledger>.stop``): it stops within a
+        second, and what it sent is measured and judged."""
+        asked = self._execute_module(
+            module_name="ansible.builtin.file",
+            module_args={"path": args["ledger"] + ".stop", "state": "touch", "mode": "0600"},
+            task_vars=task_vars,
+        )
+        if asked.get("failed"):
+            raise AnsibleActionFail("level %s: could not ask the load to stop: %s"
+                                    % (args["level"], asked.get("msg")), result=asked)  # fmt: skip
+        display.display("[progress] %s L%s: stopping early (%s is there)" % (
+            task_vars.get("inventory_hostname", "?"), args["level"], args["stop_file"]))  # fmt: skip
+        return True
+
     def _collect(self, args: dict, job: dict, ended: dict, task_vars: dict) -> dict | None:
         """The load job's own result, once it has written it; None if it never came."""
         give_up = time.monotonic() + COLLECT_TIMEOUT_S
@@ -398,6 +445,7 @@ class LevelAction(ActionBase):
     def _measure(self, args: dict, load: dict, task_vars: dict, faults: list[dict]) -> dict:
         failure = load.get("failure") or ""
         start = load.get("started_at") or args["start_at"]
+        duration = ran_for(args, load)
         return self._execute_module(
             module_name=MEASURE_MODULE,
             module_args={
@@ -405,7 +453,7 @@ class LevelAction(ActionBase):
                 "end": load.get("finished_at") or time.time(),
                 "ledger": args["ledger"],
                 "rate": args["rate"],
-                "duration_s": args["duration_s"],
+                "duration_s": duration,
                 "warmup_s": args["warmup_s"],
                 "run_id_prefix": args["run_id_prefix"],
                 "output_dir": args["output_dir"],
@@ -417,9 +465,19 @@ class LevelAction(ActionBase):
                 "interface": args["interface"],
                 "faults": faults,
                 "late_after_ms": (args.get("thresholds") or {}).get("max_latency_ms") or 0.0,
+                "trends": {key: args["trends"][key] for key in ("window_s", "warmup_s")}
+                if args["trends"]
+                else None,
+                "config_file": args["config_file"],
             },
             task_vars=task_vars,
         )
+
+
+def ran_for(args: dict, load: dict) -> float:
+    """The level's length: its planned one, or until it was stopped early."""
+    stopped = load.get("stopped_early_s")
+    return min(float(stopped), args["duration_s"]) if stopped else args["duration_s"]
 
 
 def _fault_args(args: dict, faults: list[dict]) -> dict:
@@ -519,12 +577,18 @@ class ActionModule(LevelAction):
             restarts=load.get("restarts") or [],
             blocked_s=load.get("blocked_s", 0.0),
             sending_s=round(load.get("finished_at", 0.0) - load.get("started_at", 0.0), 3),
-            duration_s=args["duration_s"],
+            duration_s=ran_for(args, load),
+            planned_duration_s=args["duration_s"],
+            stopped_early_s=load.get("stopped_early_s"),
+            trend_settings=args["trends"],
         )
         try:
             level, line = judged_level(args["level"], metrics, args["thresholds"], args["limits"])
         except GateInputError as error:
             raise AnsibleActionFail("level %s: %s" % (args["level"], error)) from error
+        for trend in level.get("trends") or []:
+            display.display("[trend] %s L%s %s: %s" % (task_vars.get("inventory_hostname", "?"),
+                            args["level"], trend["verdict"], trend["message"]))  # fmt: skip
         result.update(
             changed=False,
             load=ran.load,

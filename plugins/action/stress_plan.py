@@ -29,6 +29,7 @@ ARGUMENT_SPEC: dict[str, dict] = {
     "interface": {"type": "dict"},
     "capacity": {"type": "raw", "default": {}},
     "faults": {"type": "raw", "default": []},
+    "trends": {"type": "raw", "default": {}},
 }
 
 

@@ -73,4 +73,42 @@ options:
     description: Seconds between polls.
     type: float
     default: 5.0
+  shape:
+    description: The level's load shape (constant when absent; see the README, "Load shapes").
+    type: dict
+  follow_records:
+    description: Follow the records files while the level runs (when each record became visible).
+    type: bool
+    default: true
+  faults:
+    description:
+      - The level's planned faults (as M(qts.observer.stress_plan) resolved them); this host's
+        are applied by M(qts.observer.stress_fault) beside the load, counted and judged.
+    type: list
+    elements: dict
+    default: []
+  fault_state_file:
+    description: Where the host keeps the faults applied and not yet reverted.
+    type: path
+    default: /run/qts_observer/stress.faults.json
+  config_file:
+    description: >-
+      The Observer's stress configuration on the host: a kill's loss window, the records'
+      rotation and the buffer's size are read from it.
+    type: path
+  expendable:
+    description: The filesystems a C(disk_full) fault may fill (the output folder's must be one).
+    type: list
+    elements: path
+    default: []
+  trends:
+    description:
+      - The level's trend settings (C(trends) of a level of M(qts.observer.stress_plan)); each
+        trend series is measured and judged (README, "Soak"). Unset, no trend is judged.
+    type: dict
+  stop_file:
+    description:
+      - A file on the controller whose appearance ends the running level early; what was
+        sent until then is measured and judged. A level it is there before does not start.
+    type: path
 """

@@ -15,6 +15,15 @@ from collections.abc import Callable
 
 from .faults import RESTARTING as RESTARTING_FAULTS
 from .profile import RUN_LIMITS, THRESHOLD_KEYS
+from .trends import (
+    SERIES,
+    figure,
+    fit,
+    growing,
+    hours_to,
+    rotation_bound_mb,
+    still_growing,
+)
 from .verdicts import FAIL, NOT_MEASURED, PASS, combine, verdict_of
 
 # Monitor samples a sustained figure needs before it means anything.
@@ -382,6 +391,115 @@ def fault_line(fault: dict) -> str:
     )  # fmt: skip
 
 
+# -- trends (a soak's: module_utils/trends.py) --------------------------------------------------
+
+
+def _trend_limit(name: str, fitted: dict, *, context: dict, metrics: dict, limits: dict,
+                 thresholds: dict) -> tuple[float | None, str]:  # fmt: skip
+    """A series' limit when stress_trends.limits names none, and where it comes from."""
+    if name == "rss_mb":
+        total, used = metrics.get("memory_total_mb"), context.get("memory_pct")
+        if not total or used is None:
+            return None, "the host's memory was not measured"
+        headroom = max(limits.get("max_memory_pct", RUN_LIMITS["max_memory_pct"]) - used, 0.0)
+        return round(fitted["fitted_end"] + total * headroom / 100.0, 3), (
+            "the host's memory left under max_memory_pct"
+        )
+    if name == "open_files":
+        return context.get("open_files_limit"), "its RLIMIT_NOFILE"
+    if name == "records_mb":
+        free = context.get("filesystem_free_mb")
+        return (None if free is None else round(fitted["fitted_end"] + free, 3)), (
+            "its filesystem's free space"
+        )
+    if name == "p99_ms":
+        return thresholds.get("max_latency_ms"), "the level's max_latency_ms"
+    return context.get("max_buffer_size"), "its max_buffer_size"
+
+
+def _trend_text(trend: dict) -> str:
+    """``Observer RSS +2.1 MB/h (1.7 to 2.5), reaches the 500 MB limit in 11.2 h``."""
+    unit = trend["unit"]
+    text = "%s %s%s %s/h (%s to %s)" % (
+        trend["what"], "+" if trend["slope_per_h"] >= 0 else "", figure(trend["slope_per_h"]),
+        unit, figure(trend["lower_per_h"]), figure(trend["upper_per_h"]),
+    )  # fmt: skip
+    if not growing(trend):
+        return text + ", no growth beyond noise"
+    if not trend["still_growing"]:
+        return text + ", growth stopped (second half %s %s/h)" % (
+            figure(trend["second_half_per_h"]), unit)  # fmt: skip
+    if trend.get("rotation_bound_mb") is not None:
+        return text + ", bounded by rotation near %s MB" % figure(trend["rotation_bound_mb"])
+    if trend["hours_to_limit"] is not None:
+        return text + ", reaches the %s %s limit in %.1f h" % (
+            figure(trend["limit"]), unit, trend["hours_to_limit"])  # fmt: skip
+    return text + ", no limit known"
+
+
+def judge_trend(name: str, points: list, *, settings: dict, context: dict, metrics: dict,
+                limits: dict, thresholds: dict) -> dict:  # fmt: skip
+    """One series' trend judged: fails when still growing and either its slope's lower bound
+    is over its tolerance or, growing at that lower bound, it reaches its limit before the
+    horizon. Too few windows (or none: the Observer does not tell it) is NOT MEASURED."""
+    what, unit = SERIES[name]
+    trend: dict = {"series": name, "what": what, "unit": unit, "points": points}
+    fitted = fit(points)
+    if fitted is None:
+        reason = ("%d window(s) after the warm-up, fewer than needed for an interval"
+                  % len(points)) if points else "no sample of it during the level"  # fmt: skip
+        return dict(trend, breaches=[], not_measured=[_unmeasured("trend_" + name, reason)],
+                    verdict=NOT_MEASURED, message="%s NOT MEASURED: %s" % (what, reason))  # fmt: skip
+    tolerance = settings["tolerances"].get(name)
+    limit = settings["limits"].get(name)
+    source = "stress_trends.limits"
+    if limit is None:
+        limit, source = _trend_limit(
+            name, fitted, context=context, metrics=metrics, limits=limits, thresholds=thresholds
+        )
+    bound = rotation_bound_mb(fitted, context.get("rotation")) if name == "records_mb" else None
+    if bound is not None and limit is not None and bound >= limit:
+        bound = None  # rotation would stop it only past its limit
+    trend.update(fitted, tolerance_per_h=tolerance, limit=limit, limit_source=source,
+                 rotation_bound_mb=bound, still_growing=still_growing(fitted),
+                 horizon_h=settings["horizon_h"],
+                 hours_to_limit=hours_to(limit, fitted["fitted_end"], fitted["slope_per_h"]),
+                 hours_to_limit_lower=hours_to(limit, fitted["fitted_end"], fitted["lower_per_h"]))  # fmt: skip
+    if not trend["still_growing"] or bound is not None:
+        # No growth that goes on, or one rotation stops: no time to the limit to speak of.
+        trend["hours_to_limit"] = trend["hours_to_limit_lower"] = None
+    breaches = []
+    if trend["still_growing"] and tolerance is not None and fitted["lower_per_h"] > tolerance:
+        breaches.append(_breach("trend_" + name, fitted["lower_per_h"], tolerance,
+                                "%s: growing over the %g %s/h tolerance" % (_trend_text(trend), tolerance, unit)))  # fmt: skip
+    at_least = trend["hours_to_limit_lower"]
+    if (
+        trend["still_growing"]
+        and bound is None
+        and at_least is not None
+        and at_least < settings["horizon_h"]
+    ):
+        breaches.append(_breach("trend_%s_limit" % name, at_least, settings["horizon_h"],
+                                "%s (at least in %.1f h), before the %g h horizon"
+                                % (_trend_text(trend), at_least, settings["horizon_h"])))  # fmt: skip
+    return dict(trend, breaches=breaches, not_measured=[], verdict=verdict_of(bool(breaches), False),
+                message=breaches[0]["message"] if breaches else _trend_text(trend))  # fmt: skip
+
+
+def judge_trends(metrics: dict, thresholds: dict, limits: dict) -> list[dict]:
+    """Every trend of a level that has them (``trend_series``, its settings beside them)."""
+    measured = metrics.get("trend_series")
+    settings = metrics.get("trend_settings")
+    if not measured or not settings:
+        return []
+    return [
+        judge_trend(name, measured["series"].get(name) or [], settings=settings,
+                    context=measured["context"], metrics=metrics, limits=limits,
+                    thresholds=thresholds)
+        for name in SERIES
+    ]  # fmt: skip
+
+
 class GateInputError(ValueError):
     """The figures or thresholds handed to the gate are incomplete."""
 
@@ -406,8 +524,11 @@ def judged_level(
         breaches = [b for b in breaches if b["criterion"] not in PERFORMANCE_CRITERIA]
     unmeasured = level_unmeasured(metrics) + _visibility_unmeasured(metrics, thresholds)
     faults = [judge_fault(f, offered_rate(metrics)) for f in metrics.get("faults") or []]
+    trends = judge_trends(metrics, thresholds, limits or RUN_LIMITS)
     verdict = combine(
-        [verdict_of(bool(breaches), bool(unmeasured))] + [f["verdict"] for f in faults]
+        [verdict_of(bool(breaches), bool(unmeasured))]
+        + [f["verdict"] for f in faults]
+        + [t["verdict"] for t in trends]
     )
     flags = freshness_flags(metrics)
     judged = dict(
@@ -422,10 +543,17 @@ def judged_level(
     )
     if faults:
         judged["faults"] = faults
+    judged.pop("trend_series", None)
+    if trends:
+        judged["trends"] = trends
     texts = [b["message"] for b in breaches]
     texts += [fault_line(f) for f in faults if f["verdict"] != PASS]
+    texts += ["trend " + t["message"] for t in trends if t["verdict"] != PASS]
     texts += ["NOT MEASURED %s: %s" % (u["criterion"], u["reason"]) for u in unmeasured]
     texts += ["flagged: %s" % flag for flag in flags]
+    if metrics.get("stopped_early_s"):
+        texts.append("stopped early after %.0f s of %g s: judged on what ran"
+                     % (metrics["stopped_early_s"], metrics.get("planned_duration_s") or 0))  # fmt: skip
     line = "level %s (%g/s) %s%s" % (
         level,
         metrics["rate"],

@@ -30,7 +30,14 @@ from .capture import ReplayGenerator
 from .shapes import Schedule, delivery, schedule, write_send_times
 from .snapshots import SnapshotGenerator, run_id_prefix
 from .stats import summary_ms
-from .visibility import RecordFollower, follow, freshness, read_sightings, write_sightings
+from .visibility import (
+    FolderSizes,
+    RecordFollower,
+    follow,
+    freshness,
+    read_sightings,
+    write_sightings,
+)
 
 PID_CHECK_S = 0.5
 # How often the sender looks whether the follower has ended.
@@ -202,6 +209,9 @@ class LevelPlan:
     shape: dict | None = None
     # The epoch second the level started at (its start_at, or when it began without one).
     wall_start: float = 0.0
+    # A file whose appearance ends the level early (looked for once a second): what was sent
+    # until then is the level, measured and judged (a soak stopped by its user).
+    stop_path: str | None = None
     _schedule: Schedule | None = field(default=None, repr=False)
 
     @property
@@ -254,6 +264,8 @@ class LevelOutcome:
     # Planned restarts the sender outlived (faults.py): when the Observer died and when the
     # new one read its input, in seconds from the level's start, and both PIDs.
     restarts: list[dict] = field(default_factory=list)
+    # Seconds from the level's start at which it was asked to stop early (None: it was not).
+    stopped_early_s: float | None = None
 
     def as_dict(self, lateness: Sequence[float] | None = None) -> dict:
         """The outcome; its lateness summed up over ``lateness`` (default: every send)."""
@@ -279,6 +291,7 @@ class LevelOutcome:
             "delivery": self.delivery,
             "freshness": self.freshness,
             "restarts": self.restarts,
+            "stopped_early_s": self.stopped_early_s,
             "observer_pid_end": self.restarts[-1]["pid_after"]
             if self.restarts
             else self.observer_pid,
@@ -377,6 +390,8 @@ class Follow:
     prefix: str
     settle_s: float
     path: str
+    # Where the records folder's size is sampled while following (visibility.FolderSizes).
+    folder_sizes: str = ""
 
 
 class _StopFollowing(Exception):
@@ -412,8 +427,13 @@ def _start_follower(follow_spec: Follow, pipe_fd: int) -> tuple[int, int] | None
         os.close(pipe_fd)
         # Stopped early (the Observer died), it still writes what it saw.
         signal.signal(signal.SIGTERM, _stop_following)
+        sizes = None
+        if follow_spec.folder_sizes:
+            # Without it the level runs as before: its trends say the folder was not measured.
+            with contextlib.suppress(OSError):
+                sizes = FolderSizes(follow_spec.output_dir, follow_spec.folder_sizes)
         with contextlib.suppress(_StopFollowing):
-            follow(follower, read_end, follow_spec.settle_s)
+            follow(follower, read_end, follow_spec.settle_s, sizes)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         write_sightings(follow_spec.path, follower.seen)
         status = 0
@@ -566,6 +586,9 @@ def _send_loop(
                 break
         if now >= next_progress:
             next_progress = now + PROGRESS_EVERY_S
+            if plan.stop_path and os.path.exists(plan.stop_path):
+                outcome.stopped_early_s = round(now - mono_start, 3)
+                break
             _write_progress(progress_path, outcome, time.time(), done=False)
         due = mono_start + due_at[outcome.sent]
         if due > now:

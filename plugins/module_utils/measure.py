@@ -23,17 +23,20 @@ gate):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .faults import read_fault_windows
 from .observer_interface import LogReader, decision_paths, epoch, get, resolved_reference
 from .stats import spectrum_ms, summary_ms, sustained
+from .trends import SERIES, judged_span, windows
+from .visibility import read_folder_sizes
 
 _RUN_ID = re.compile(rb'"run_id":"([^"\\]+)"')
 
@@ -219,17 +222,11 @@ def per_second(
     sent = [0] * seconds
     written: list[int] | None = [0] * seconds if paths["dispatched_at"] else None
     latency: list[list[float]] = [[] for _unused in range(seconds)]
-    each, _unused = _each_latency(found, interface, logged)
-    latencies_of = dict(zip((run_id for run_id, _unused, _unused in found), each))
-    for run_id, _unused, record in found:
-        sequence = run_id[len(prefix) :]
-        if not sequence.isdigit():
-            continue
-        number = int(sequence)
-        due = intended[number] if intended is not None and number < len(intended) else None
-        second = min(int(number / rate if due is None else due), seconds - 1)
+    for due, value, record in sent_times_and_latencies(found, prefix, rate=rate,
+                                                       interface=interface, logged=logged,
+                                                       intended=intended):  # fmt: skip
+        second = min(int(due), seconds - 1)
         sent[second] += 1
-        value = latencies_of.get(run_id)
         if value is not None:
             latency[second].append(value)
         if written is not None:
@@ -250,6 +247,30 @@ def per_second(
             "max": summary["max"] if summary else None,
         })  # fmt: skip
     return rows
+
+
+def sent_times_and_latencies(
+    found: list[tuple[bytes, object, dict]],
+    prefix: bytes,
+    *,
+    rate: float,
+    interface: dict,
+    logged: dict[bytes, float | None] | None,
+    intended: Sequence[float] | None,
+) -> list[tuple[float, float | None, dict]]:
+    """(when it was meant to be sent, in seconds from the level's start; its processing
+    latency in ms or None; the record) of each record of the level: the intended send time
+    from the ledger's send times, else its sequence over the rate (the constant schedule)."""
+    each, _unused = _each_latency(found, interface, logged)
+    timed = []
+    for (run_id, _unused, record), value in zip(found, each):
+        sequence = run_id[len(prefix) :]
+        if not sequence.isdigit():
+            continue
+        number = int(sequence)
+        due = intended[number] if intended is not None and number < len(intended) else None
+        timed.append((number / rate if due is None else due, value, record))
+    return timed
 
 
 def _each_latency(
@@ -418,29 +439,35 @@ def _cell(row: dict, key: str) -> float | None:
     return _number(row.get(key))
 
 
+def _monitor_rows(path: str, start: float, end: float) -> Iterator[tuple[float, dict]]:
+    """(moment, row) of each row of the monitor's CSV stamped within [start, end]."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                moment = epoch(row["Timestamp"])
+            except (KeyError, ValueError):
+                continue
+            if start <= moment <= end:
+                yield moment, row
+
+
 def monitor_window(path: str, start: float, end: float, window_s: float) -> dict:
     """System and Observer figures from the monitor's CSV rows within [start, end]."""
     cpu, memory, obs_cpu, obs_rss, pids = [], [], [], [], set()
-    if os.path.exists(path):
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    moment = epoch(row["Timestamp"])
-                except (KeyError, ValueError):
-                    continue
-                if not start <= moment <= end:
-                    continue
-                for series, key in (
-                    (cpu, "CPU%"),
-                    (memory, "Memory%"),
-                    (obs_cpu, "Observer_CPU%"),
-                    (obs_rss, "Observer_Memory_MB"),
-                ):
-                    value = _cell(row, key)
-                    if value is not None:
-                        series.append((moment, value))
-                if row.get("Observer_PID"):
-                    pids.add(row["Observer_PID"])
+    for moment, row in _monitor_rows(path, start, end):
+        for series, key in (
+            (cpu, "CPU%"),
+            (memory, "Memory%"),
+            (obs_cpu, "Observer_CPU%"),
+            (obs_rss, "Observer_Memory_MB"),
+        ):
+            value = _cell(row, key)
+            if value is not None:
+                series.append((moment, value))
+        if row.get("Observer_PID"):
+            pids.add(row["Observer_PID"])
     return {
         "samples": len(cpu),
         "observer_samples": len(obs_cpu),
@@ -468,3 +495,109 @@ def monitor_window(path: str, start: float, end: float, window_s: float) -> dict
         # regression test's samples, which a neighbour's load on the machine does not move.
         "observer_cpu_samples": [round(v, 2) for _unused, v in sorted(obs_cpu)],
     }
+
+
+# -- trends (module_utils/trends.py fits and the gate judges; here the series are read) --------
+
+
+def monitor_series(path: str, start: float, end: float) -> dict:
+    """The monitor's samples of the Observer's RSS (MB) and open files within [start, end]
+    (seconds from ``start``), and its last row's Observer PID and system memory share."""
+    found: dict = {"rss_mb": [], "open_files": [], "pid": None, "memory_pct": None}
+    for moment, row in _monitor_rows(path, start, end):
+        for series, key in (
+            ("rss_mb", "Observer_Memory_MB"),
+            ("open_files", "Observer_Open_Files"),
+        ):
+            value = _cell(row, key)
+            if value is not None:
+                found[series].append((moment - start, value))
+        found["pid"] = row.get("Observer_PID") or found["pid"]
+        found["memory_pct"] = _cell(row, "Memory%") or found["memory_pct"]
+    return found
+
+
+def _open_files_limit(pid: str | None) -> float | None:
+    """The soft RLIMIT_NOFILE of a process (``/proc/<pid>/limits``); None when unreadable."""
+    if not pid or not pid.isdigit():
+        return None
+    try:
+        with open("/proc/%s/limits" % pid) as handle:
+            for line in handle:
+                if line.startswith("Max open files"):
+                    soft = line.split()[3]
+                    return float(soft) if soft.isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+def _observer_settings(config_file: str | None) -> dict:
+    """The records' rotation and the buffer's size from the Observer's stress configuration
+    (the reference's keys; empty for another)."""
+    try:
+        with open(config_file or "") as handle:
+            config = json.load(handle)
+        rotation = config.get("rotation") or {}
+        settings: dict = {}
+        if rotation.get("enabled"):
+            settings["rotation"] = {"window_ms": float(rotation["window_ms"]),
+                                    "max_files": int(rotation["max_files"])}  # fmt: skip
+        if (config.get("buffer") or {}).get("max_buffer_size"):
+            settings["max_buffer_size"] = int(config["buffer"]["max_buffer_size"])
+        return settings
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _p99_each_second(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(second, p99 ms) of the latencies of the snapshots meant to be sent in each second."""
+    seconds: dict[int, list[float]] = {}
+    for moment, value in samples:
+        seconds.setdefault(int(moment), []).append(value)
+    return [(second + 0.5, summary_ms(values)["p99"]) for second, values in sorted(seconds.items())]
+
+
+def trend_series(params: dict, latency_samples: list[tuple[float, float]],
+                 reports: list[dict]) -> dict:  # fmt: skip
+    """The level's windows of each trend series (``trends.SERIES``) and what their limits are
+    read from on the host. ``latency_samples``: (intended send time from the start, latency
+    ms) of each record; ``reports``: the Observer's metrics reports during the level."""
+    settings = params["trends"]
+    start, end = params["start"], params["end"]
+    count = judged_span(params["duration_s"], settings)
+    monitor = monitor_series(params["monitor_csv"], start, end)
+    depths = []
+    for report in reports:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            moment = report["timestamp"]
+            moment = moment if isinstance(moment, float) else epoch(str(moment))
+            if report.get("buffer_depth") is not None:
+                depths.append((moment - start, float(report["buffer_depth"])))
+    folder = [(moment - start, size / 1048576.0)
+              for moment, size in read_folder_sizes(params["ledger"] + ".folder")]  # fmt: skip
+    samples = {
+        "rss_mb": monitor["rss_mb"],
+        "open_files": monitor["open_files"],
+        "records_mb": folder,
+        "p99_ms": _p99_each_second(latency_samples),
+        "buffer_depth": depths,
+    }
+    series = {
+        name: windows(samples[name], warmup_s=settings["warmup_s"], window_s=settings["window_s"],
+                      count=count)
+        for name in SERIES
+    }  # fmt: skip
+    try:
+        space = os.statvfs(params["output_dir"])
+        free_mb: float | None = round(space.f_bavail * space.f_frsize / 1048576.0, 3)
+    except OSError:
+        free_mb = None
+    context = {
+        "windows": count,
+        "open_files_limit": _open_files_limit(monitor["pid"]),
+        "filesystem_free_mb": free_mb,
+        "memory_pct": monitor["memory_pct"],
+        **_observer_settings(params.get("config_file")),
+    }
+    return {"series": series, "context": context}

@@ -90,6 +90,15 @@ PROFILE_TIMINGS = {
         "final_cooldown_s": 10,
         "sustained_window_s": 5,
     },
+    # One steady level of the spec's 25/s for hours (stress_soak_duration_s), its trends
+    # judged (module_utils/trends.py).
+    "soak": {
+        "duration_s": 14400,
+        "cooldown_s": 30,
+        "setup_wait_s": 60,
+        "final_cooldown_s": 120,
+        "sustained_window_s": 10,
+    },
     # No fixed level: the capacity search alone (module_utils/capacity.py), between a short
     # baseline and recovery.
     "capacity": {
@@ -102,6 +111,9 @@ PROFILE_TIMINGS = {
 }
 # Profiles whose run is the capacity search (after their levels, if any).
 CAPACITY_PROFILES = ("capacity",)
+# Profiles of one steady level at the spec's rate below, for hours: its trends are judged.
+SOAK_PROFILES = ("soak",)
+SOAK_RATE = 25
 TIMING_KEYS = ("cooldown_s", "setup_wait_s", "final_cooldown_s", "sustained_window_s")
 # The monitor samples at least every 2 s (monitor_interval_s <= 2): a sustained window of
 # 4 s holds at least two samples.
@@ -110,7 +122,7 @@ MIN_SUSTAINED_WINDOW_S = 4.0
 
 def profile_levels(profile: str) -> list[dict]:
     """The levels of a named profile (``full``: the spec; ``smoke``: the same, compressed;
-    ``capacity``: none, the search alone)."""
+    ``soak``: the spec's 25/s level for hours; ``capacity``: none, the search alone)."""
     if profile not in PROFILE_TIMINGS:
         raise ValueError(
             "stress_profile must be one of %s, got %r"
@@ -119,6 +131,9 @@ def profile_levels(profile: str) -> list[dict]:
     if profile in CAPACITY_PROFILES:
         return []
     duration = PROFILE_TIMINGS[profile]["duration_s"]
+    spec_levels = _SPEC_LEVELS
+    if profile in SOAK_PROFILES:
+        spec_levels = tuple(level for level in _SPEC_LEVELS if level[0] == SOAK_RATE)
     return [
         {
             "rate": rate,
@@ -130,7 +145,7 @@ def profile_levels(profile: str) -> list[dict]:
                 "max_memory_pct": memory,
             },
         }
-        for rate, throughput, latency, cpu, memory in _SPEC_LEVELS
+        for rate, throughput, latency, cpu, memory in spec_levels
     ]
 
 

@@ -42,9 +42,20 @@ def read_json(path: str) -> dict:
         return {}
 
 
-def _rising(values: list[float]) -> bool:
+# ... and the last at least this share and this much above the first: a p99 going 19.40 ->
+# 19.41 -> 19.42 -> 19.43 ms is noise, not an early warning (the soak's trends judge growth).
+MIN_RISE_SHARE = 0.2
+MIN_RISE_LATENCY_MS = 1.0
+MIN_RISE_DEPTH = 10.0
+
+
+def _rising(values: list[float], least: float) -> bool:
     tail = values[-TREND_REPORTS:]
-    return len(tail) == TREND_REPORTS and all(b > a for a, b in zip(tail, tail[1:]))
+    return (
+        len(tail) == TREND_REPORTS
+        and all(b > a for a, b in zip(tail, tail[1:]))
+        and tail[-1] - tail[0] >= max(least, MIN_RISE_SHARE * tail[0])
+    )
 
 
 def band_warning(name: str, value: float, warn: float, limit: float, fail: float) -> str | None:
@@ -94,13 +105,13 @@ def warnings_for(
             "FAIL SIGNAL: processing latency %.1f ms over %g ms"
             % (max(p99s), limits["fail_latency_ms"])
         )
-    elif _rising(p99s):
+    elif _rising(p99s, MIN_RISE_LATENCY_MS):
         warnings.append(
             "processing latency trending up: p99 %s ms"
             % " -> ".join("%.1f" % v for v in p99s[-TREND_REPORTS:])
         )
     depths = [float(r["buffer_depth"]) for r in reports if r.get("buffer_depth") is not None]
-    if _rising(depths):
+    if _rising(depths, MIN_RISE_DEPTH):
         warnings.append(
             "buffer depth trending up: %s" % " -> ".join("%d" % v for v in depths[-TREND_REPORTS:])
         )

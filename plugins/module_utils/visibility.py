@@ -15,6 +15,7 @@ Observer hosts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -126,15 +127,68 @@ class RecordFollower:
         return found
 
 
-def follow(follower: RecordFollower, control_fd: int, settle_s: float) -> None:
+# The records folder's size (every regular file in it): sampled this often while following.
+FOLDER_SAMPLE_S = 1.0
+FOLDER_SIZES_HEADER = "epoch_s\tbytes"
+
+
+class FolderSizes:
+    """Samples the size of a folder's regular files into ``path`` (``epoch<TAB>bytes``, a line
+    per sample, flushed: a long level keeps what it sampled if stopped), for the trends."""
+
+    def __init__(self, folder: str, path: str) -> None:
+        self.folder = folder
+        self.handle = open(path, "w")  # noqa: SIM115 (held while following)
+        self.handle.write(FOLDER_SIZES_HEADER + "\n")
+        self.handle.flush()
+        self.due = 0.0
+
+    def sample(self, now: float) -> None:
+        if now < self.due:
+            return
+        self.due = now + FOLDER_SAMPLE_S
+        total = 0
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            return
+        self.handle.write("%.3f\t%d\n" % (time.time(), total))
+        self.handle.flush()
+
+
+def read_folder_sizes(path: str) -> list[tuple[float, float]]:
+    """(epoch, bytes) of each sample of a folder's size; empty without the file."""
+    sizes = []
+    try:
+        with open(path) as handle:
+            if handle.readline().rstrip("\n") != FOLDER_SIZES_HEADER:
+                return []
+            for line in handle:
+                moment, _sep, size = line.partition("\t")
+                with contextlib.suppress(ValueError):
+                    sizes.append((float(moment), float(size)))
+    except OSError:
+        return []
+    return sizes
+
+
+def follow(
+    follower: RecordFollower, control_fd: int, settle_s: float, sizes: FolderSizes | None = None
+) -> None:
     """Poll until told how many snapshots were sent (a line on ``control_fd``) and every one
     of them was seen, or ``settle_s`` after being told (or after the sender went away
-    without a word)."""
+    without a word); with ``sizes``, sample the folder's size meanwhile."""
     sent: int | None = None
     told = False
     deadline = math.inf
     while True:
         follower.poll()
+        if sizes is not None:
+            sizes.sample(time.monotonic())
         if sent is not None and len(follower.seen) >= sent:
             return
         now = time.monotonic()

@@ -78,7 +78,10 @@ options:
     description: Epoch seconds at which to start sending (lets every host start a level together). Default is now.
     type: float
   ledger:
-    description: File that receives a copy of every line sent.
+    description:
+      - File that receives a copy of every line sent.
+      - C(<ledger>.stop) appearing ends the level early (looked for once a second); one left
+        from before is removed as the level starts.
     type: path
     required: true
   progress_file:
@@ -202,6 +205,13 @@ restarts:
   type: list
   elements: dict
   sample: [{"died_s": 60.2, "back_s": 61.5, "pid_before": 4242, "pid_after": 4301}]
+stopped_early_s:
+  description:
+    - When the level was asked to stop early (C(<ledger>.stop) appeared), in seconds from its
+      start; what was sent until then is the level. Null when it ran its whole length.
+  returned: success
+  type: float
+  sample: 5400.0
 blocked_s:
   description: >-
     Seconds the generator waited for room in a full pipe: the Observer's back-pressure. A
@@ -266,6 +276,7 @@ delivery:
     burst_delivered_ms: {"p50": 1.2, "p95": 1.2, "p99": 1.2, "max": 1.2}
 """
 
+import contextlib
 import os
 import re
 
@@ -300,6 +311,7 @@ def _plan(params: dict) -> LevelPlan:
         run_tag=params["run_tag"],
         start_at=params["start_at"],
         shape=params["shape"],
+        stop_path=params["ledger"] + ".stop",
     )
 
 
@@ -313,6 +325,7 @@ def _follow(params: dict, prefix: str) -> Follow | None:
         prefix=prefix,
         settle_s=params["settle_s"],
         path=params["ledger"] + ".visible",
+        folder_sizes=params["ledger"] + ".folder",
     )
 
 
@@ -409,6 +422,9 @@ def main() -> None:
     }
     if not module.check_mode:
         _make_work_folders(module)
+        # A request to stop is for the level that was running when it came.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(module.params["ledger"] + ".stop")
     try:
         pid = read_pidfile(module.params["pidfile"])
         result["observer_pid"] = pid

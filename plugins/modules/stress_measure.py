@@ -77,6 +77,17 @@ options:
     description: A fault window's snapshot visible later than this after its intended send time is late.
     type: float
     default: 0.0
+  trends:
+    description:
+      - Cut the level into trend windows (a soak's) and return each trend series' windows in
+        C(trend_series); unset, no trend is read.
+      - C(window_s) long each, after C(warmup_s) from the level's start (only whole windows).
+    type: dict
+  config_file:
+    description:
+      - The Observer's stress configuration, read for the records' rotation and the buffer's
+        size (the limits of two trends); another Observer's file gives neither.
+    type: path
 extends_documentation_fragment:
   - qts.observer.attributes
   - qts.observer.attributes.platform
@@ -138,6 +149,17 @@ qts_stress_metrics:
         late: 480
         recovery_s: 2.0
         drain_s: 0.4
+    trend_series:
+      series:
+        rss_mb: [[630.0, 41.2], [690.0, 41.2]]
+        p99_ms: [[630.0, 1.9], [690.0, 2.1]]
+      context:
+        windows: 230
+        open_files_limit: 1024
+        filesystem_free_mb: 12034.5
+        memory_pct: 41.0
+        rotation: {"window_ms": 600000, "max_files": 20}
+        max_buffer_size: 50000
         back_s: null
 """
 
@@ -162,7 +184,10 @@ from ansible_collections.qts.observer.plugins.module_utils.measure import (
     per_second,
     read_ledger,
     read_log,
+    read_metrics,
     scan_records,
+    sent_times_and_latencies,
+    trend_series,
 )
 from ansible_collections.qts.observer.plugins.module_utils.observer_interface import (
     resolved_reference,
@@ -235,6 +260,25 @@ def _level_errors(moments: list[float], accounts: list[dict], level_start: float
     return moments
 
 
+def _trend_series(params: dict, found: list, prefix: bytes, times: tuple | None,
+                  log: dict) -> dict:  # fmt: skip
+    """The level's trend windows (measure.trend_series) from its records' latencies and the
+    Observer's metrics reports (its metrics file's, else its log's)."""
+    interface = params["interface"]
+    timed = sent_times_and_latencies(found, prefix, rate=params["rate"], interface=interface,
+                                     logged=log["dispatched"],
+                                     intended=(times or (None, None))[0])  # fmt: skip
+    if interface["metrics_file"]:
+        _unused, reports = read_metrics(
+            os.path.join(params["output_dir"], interface["metrics_file"]),
+            params["start"], params["end"],
+        )  # fmt: skip
+    else:
+        reports = log["reports"]
+    return trend_series(params, [(due, value) for due, value, _unused in timed if value is not None],
+                        reports)  # fmt: skip
+
+
 def measure_level(params: dict) -> dict:
     interface = params["interface"]
     sent = read_ledger(params["ledger"])
@@ -271,10 +315,8 @@ def measure_level(params: dict) -> dict:
         duration_s=params["duration_s"], interface=interface, logged=log["dispatched"],
         intended=(times or (None, None))[0],
     )  # fmt: skip
-    figures["warmup"] = warmup
     duration = params["duration_s"]
-    figures["rate"] = params["rate"]
-    figures["duration_s"] = duration
+    figures.update(warmup=warmup, rate=params["rate"], duration_s=duration)
     # Over the level's time outside its faults' windows.
     outside_s = duration - sum(max(min(a["window_s"][1], duration) - max(a["window_s"][0], 0.0), 0.0)
                                for a in accounts if a.get("window_s"))  # fmt: skip
@@ -292,6 +334,8 @@ def measure_level(params: dict) -> dict:
     else:
         observer = log_metrics(log["reports"])
     figures.update(observer)
+    if params["trends"]:
+        figures["trend_series"] = _trend_series(params, found, prefix, times, log)
     # Errors are counted over the level itself (the spec's error rate is the level's), from
     # the same read of the log as the rest.
     moments = _level_errors([m for m in log["error_moments"] if m <= end], accounts,
@@ -330,6 +374,8 @@ def main() -> None:
             "interface": {"type": "dict"},
             "faults": {"type": "list", "elements": "dict", "default": []},
             "late_after_ms": {"type": "float", "default": 0.0},
+            "trends": {"type": "dict"},
+            "config_file": {"type": "path"},
         },
         supports_check_mode=True,
     )

@@ -44,8 +44,10 @@ attributes:
 options:
   profile:
     description: >-
-      Named profile, V(full) (the spec, about 22 minutes), V(smoke) (about a minute) or
-      V(capacity) (no fixed level: the capacity search alone, at most 10 minutes by default).
+      Named profile, V(full) (the spec, about 22 minutes), V(smoke) (about a minute),
+      V(soak) (the spec's 25/s level for hours, C(settings.soak_duration_s), its trends
+      judged) or V(capacity) (no fixed level: the capacity search alone, at most 10 minutes
+      by default).
     type: str
     default: full
   levels:
@@ -86,6 +88,8 @@ options:
         paths that must be absolute.
       - C(capacity_search) (boolean) appends the capacity search after the levels;
         C(min_capacity) (0 or more, snapshots/s) is the floor of its result.
+      - C(soak_duration_s) (over 0, at most a day) is the length of the V(soak) profile's
+        level (default 4 hours).
     type: dict
     default: {}
   forks:
@@ -120,6 +124,16 @@ options:
         and with its hosts listed.
     type: raw
     default: []
+  trends:
+    description:
+      - >-
+        The trend verdicts (the stress role's C(stress_trends)): C(window_s) (60),
+        C(warmup_s) (600), C(horizon_h) (8), C(tolerances) and C(limits) per series
+        (C(rss_mb), C(open_files), C(records_mb), C(p99_ms), C(buffer_depth)). Each level
+        with 8 windows after its warm-up carries them in C(trends) (null otherwise); a soak's
+        level without is refused.
+    type: raw
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -149,6 +163,10 @@ qts_stress_run:
     artifacts_dir: {description: The run's folder on the controller., type: str, sample: /work/artifacts/20261127T162013Z-ab12}
     profile: {description: "The profile, or C(custom) when O(levels) override it.", type: str, sample: smoke}
     levels: {description: "The levels to run, each C({rate, duration_s, thresholds, run_id_prefix})", type: list, elements: dict, sample: []}
+    trends:
+      description: The trend settings in force (defaults filled); each level long enough carries them in C(trends).
+      type: dict
+      sample: {window_s: 60.0, warmup_s: 600.0, horizon_h: 8.0, tolerances: {rss_mb: 10.0}, limits: {}}
     faults:
       description: Every planned fault, resolved (defaults filled, named, hosts listed); each level carries its own in C(faults).
       type: list

@@ -23,7 +23,8 @@ from typing import Any
 
 HISTORY_FILE = "history.sqlite"
 # 2: the faults table (stress_faults), one row per run, host and fault.
-SCHEMA_VERSION = 2
+# 3: the trends table (a soak's trends), one row per run, host, level and series.
+SCHEMA_VERSION = 3
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY, started_at TEXT, finished_at TEXT, profile TEXT,
@@ -45,7 +46,15 @@ _SCHEMA = (
         modified INTEGER, late INTEGER, back_s REAL, recovery_s REAL, drain_s REAL,
         PRIMARY KEY (run_id, host, fault),
         FOREIGN KEY (run_id, host) REFERENCES host_runs(run_id, host))""",
+    """CREATE TABLE IF NOT EXISTS trends (
+        run_id TEXT NOT NULL, host TEXT NOT NULL, level INTEGER NOT NULL, series TEXT NOT NULL,
+        verdict TEXT, slope_per_h REAL, lower_per_h REAL, upper_per_h REAL, windows INTEGER,
+        "limit" REAL, hours_to_limit REAL, tolerance_per_h REAL, unit TEXT,
+        PRIMARY KEY (run_id, host, level, series),
+        FOREIGN KEY (run_id, host) REFERENCES host_runs(run_id, host))""",
 )
+TREND_COLUMNS = ("series", "verdict", "slope_per_h", "lower_per_h", "upper_per_h", "windows",
+                 "limit", "hours_to_limit", "tolerance_per_h", "unit")  # fmt: skip
 FAULT_COLUMNS = ("level", "type", "name", "verdict", "sent", "lost", "duplicated", "modified",
                  "late", "back_s", "recovery_s", "drain_s")  # fmt: skip
 LEVEL_COLUMNS = (
@@ -65,6 +74,12 @@ _INSERT_LEVEL = "INSERT INTO levels (run_id, host, level, %s, samples) VALUES (%
 _INSERT_FAULT = "INSERT INTO faults (run_id, host, fault, %s) VALUES (%s)" % (  # noqa: S608
     ", ".join(FAULT_COLUMNS),
     ", ".join("?" * (len(FAULT_COLUMNS) + 3)),
+)
+
+
+_INSERT_TREND = "INSERT INTO trends (run_id, host, level, %s) VALUES (%s)" % (  # noqa: S608
+    ", ".join('"%s"' % column for column in TREND_COLUMNS),
+    ", ".join("?" * (len(TREND_COLUMNS) + 3)),
 )
 
 
@@ -183,6 +198,7 @@ def record_run(path: str, report: Mapping[str, Any], collection_version: str | N
         db.execute("BEGIN IMMEDIATE")
         try:
             run_id = report["run_id"]
+            db.execute("DELETE FROM trends WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM faults WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM levels WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM host_runs WHERE run_id = ?", (run_id,))
@@ -210,6 +226,9 @@ def record_run(path: str, report: Mapping[str, Any], collection_version: str | N
                     for fault in level.get("faults") or []:
                         db.execute(_INSERT_FAULT, (run_id, host, fault.get("fault"),
                                                    *(fault.get(c) for c in FAULT_COLUMNS)))  # fmt: skip
+                    for found in level.get("trends") or []:
+                        db.execute(_INSERT_TREND, (run_id, host, level.get("level"),
+                                                   *(found.get(c) for c in TREND_COLUMNS)))  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -259,12 +278,22 @@ def host_run(path: str, run_id: str, host: str) -> dict | None:
         faults = db.execute(
             "SELECT * FROM faults WHERE run_id = ? AND host = ? ORDER BY fault", (run_id, host)
         ).fetchall()
+        trends = db.execute(
+            "SELECT * FROM trends WHERE run_id = ? AND host = ? ORDER BY level, series",
+            (run_id, host),
+        ).fetchall()
     found = dict(head)
     found["levels"] = {
         row["level"]: dict(dict(row), samples=json.loads(row["samples"] or "{}")) for row in levels
     }
     found["faults"] = {row["fault"]: dict(row) for row in faults}
+    found["trends"] = {trend_key(dict(row)): dict(row) for row in trends}
     return found
+
+
+def trend_key(trend: Mapping[str, Any]) -> str:
+    """``L<level>.<series>``: a trend compared with the same level's same series."""
+    return "L%s.%s" % (trend.get("level"), trend.get("series"))
 
 
 def trend(path: str, report: Mapping[str, Any], host: str, runs: int = 10) -> list[dict]:
@@ -298,9 +327,13 @@ def list_runs(path: str, limit: int = 20) -> list[dict]:
                 " WHERE run_id = ? ORDER BY host, fault",
                 (run["run_id"],),
             ).fetchall()
-            found.append(
-                dict(dict(run), rows=[dict(r) for r in rows], faults=[dict(f) for f in faults])
-            )
+            trends = db.execute(
+                "SELECT host, level, series, verdict, slope_per_h, lower_per_h, upper_per_h,"
+                " unit FROM trends WHERE run_id = ? ORDER BY host, level, series",
+                (run["run_id"],),
+            ).fetchall()
+            found.append(dict(dict(run), rows=[dict(r) for r in rows],
+                              faults=[dict(f) for f in faults], trends=[dict(t) for t in trends]))  # fmt: skip
     return found
 
 
@@ -339,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
                 fault["host"], fault["name"], _cell(fault["lost"], "%d"),
                 _cell(fault["back_s"], "%.2f s"), _cell(fault["recovery_s"], "%.2f s"),
                 fault["verdict"]))  # fmt: skip
+        for found in run["trends"]:
+            print("    %-20s L%-2d trend %-12s %s %s/h (%s to %s)  %s" % (
+                found["host"], found["level"], found["series"],
+                _cell(found["slope_per_h"], "%+.3g"), found["unit"] or "",
+                _cell(found["lower_per_h"], "%.3g"), _cell(found["upper_per_h"], "%.3g"),
+                found["verdict"]))  # fmt: skip
     return 0
 
 

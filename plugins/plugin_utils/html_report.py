@@ -92,6 +92,14 @@ configuration {{ (entry.observer_identity or {}).config_digest or "not recorded"
 <td class="n">{{ fmt(f.drain_s, "%.2f s") }}</td><td class="{{ (f.verdict or '').split()[0] }}">{{ f.verdict }}\
 {% for b in f.breaches or [] %}: {{ b.message }}{% endfor %}\
 {% for u in f.not_measured or [] %}: NOT MEASURED {{ u.reason }}{% endfor %}</td></tr>{% endfor %}</table>{% endif %}
+{% set soak = entry.levels | map(attribute="trends", default=[]) | sum(start=[]) %}\
+{% if soak %}<h3>Trends</h3>
+<table id="trends-{{ loop.index }}"><tr><th>series</th><th>slope per hour</th><th>95 % interval</th><th>windows</th>\
+<th>limit</th><th>reaches it in</th><th>verdict</th></tr>
+{% for t in soak %}<tr><td>{{ t.what }}</td><td class="n">{{ fmt(t.slope_per_h, "%+.3g") }} {{ t.unit }}</td>\
+<td class="n">{{ fmt(t.lower_per_h, "%.3g") }} to {{ fmt(t.upper_per_h, "%.3g") }}</td><td class="n">{{ fmt(t.windows, "%d") }}</td>\
+<td class="n">{{ fmt(t.limit, "%.6g") }} {{ t.unit }}</td><td class="n">{{ fmt(t.hours_to_limit, "%.1f h") }}</td>\
+<td class="{{ (t.verdict or '').split()[0] }}">{{ t.verdict }}: {{ t.message }}</td></tr>{% endfor %}</table>{% endif %}
 {% if entry.regression %}<h3>Against the baseline</h3>
 <p>{{ entry.regression.summary }}{% if entry.regression.baseline %} (baseline {{ entry.regression.baseline }}){% endif %}</p>
 {% if entry.regression.checks %}<table><tr><th>level</th><th>metric</th><th>baseline</th><th>this run</th><th>change</th><th>p</th>\
@@ -423,6 +431,43 @@ class Charts:
         return self.svg(figure)
 
 
+def _soak_chart(charts: Charts, level: Mapping, trend: Mapping) -> str | None:
+    """A soak's series: each window's value, the Theil-Sen line fitted through them and the
+    band of its slope's 95 % interval (through the windows' median point), the warm-up left
+    out; the limit when it is in sight."""
+    points = trend.get("points") or []
+    if not points:
+        return None
+    figure, axes = charts._figure("%s L%s: %s (%s), one value per window" % (
+        charts.host, level.get("level"), trend.get("what"), trend.get("unit")))  # fmt: skip
+    start = level["started_at"]
+    xs = [charts.minutes(start + t) for t, _unused in points]
+    axes.plot(
+        xs, [v for _unused, v in points], marker=".", linestyle="none", label="window minimum"
+    )
+    if trend.get("slope_per_h") is not None:
+        moments = [t for t, _unused in points]
+        middle = sorted(moments)[len(moments) // 2]
+        centre = trend["intercept"] + trend["slope_per_h"] / 3600.0 * middle
+        ends = (moments[0], moments[-1])
+        minutes = [charts.minutes(start + t) for t in ends]
+
+        def line(key: str) -> list[float]:
+            return [centre + trend[key] / 3600.0 * (t - middle) for t in ends]
+
+        axes.plot(minutes, line("slope_per_h"), color="#d0021b",
+                  label="Theil-Sen %+.3g/h" % trend["slope_per_h"])  # fmt: skip
+        axes.fill_between(minutes, line("lower_per_h"), line("upper_per_h"), color="#d0021b", alpha=0.15,
+                          label="95 %% interval %.3g to %.3g/h" % (trend["lower_per_h"], trend["upper_per_h"]))  # fmt: skip
+        limit = trend.get("limit")
+        values = [v for _unused, v in points]
+        if limit is not None and limit <= max(values) * 2:
+            axes.axhline(limit, color="#a60", linestyle="dashed", label="limit %.4g" % limit)
+    axes.set_xlabel("minutes since %s" % charts.since)
+    axes.legend(fontsize=7, loc="upper left")
+    return Charts.svg(figure)
+
+
 def _trend_chart(charts: Charts, trend: list[dict]) -> str | None:
     """Each level's p99 and throughput over this host's last comparable runs."""
     if len(trend) < 2:
@@ -461,6 +506,11 @@ def host_charts(report: Mapping, run_dir: str, host: str, entry: Mapping,
         drawable = True
     except ImportError:
         drawable = False
+    for level in charts.levels:
+        for series in level.get("trends") or []:
+            wanted.append(("soak-L%s-%s" % (level.get("level"), series.get("series")),
+                           "Trend of %s" % series.get("what"),
+                           lambda level=level, series=series: _soak_chart(charts, level, series)))  # fmt: skip
     found = []
     for name, title, draw in wanted:
         if name == "capacity" and not (entry.get("capacity") or {}).get("result"):

@@ -148,6 +148,7 @@ def _level_cases(level: Mapping[str, Any] | None, why_missing: str) -> list[dict
             case["detail"] = case["failure"]
         cases.append(case)
     faults_failing = any(f.get("verdict") != PASS for f in level.get("faults") or [])
+    faults_failing |= any(t.get("verdict") != PASS for t in level.get("trends") or [])
     if level.get("verdict") not in (PASS, NOT_MEASURED) and not failing and not faults_failing:
         message = "level verdict %s without a named breach" % level.get("verdict")
         cases.append({"name": "verdict", "failure": message, "type": "verdict", "detail": message})
@@ -252,6 +253,29 @@ def _fault_cases(host: str, planned: list[Mapping[str, Any]], levels: Mapping) -
     return cases
 
 
+TREND_FIGURES = ("slope_per_h", "lower_per_h", "upper_per_h", "second_half_per_h", "fitted_end",
+                 "limit", "limit_source", "hours_to_limit", "tolerance_per_h", "horizon_h",
+                 "windows", "autocorrelation")  # fmt: skip
+
+
+def _trend_cases(levels: Mapping) -> list[dict]:
+    """A testcase per trend of each level that has them (``L<n>.<series>``): its slope and
+    interval, failed or not measured as judged."""
+    cases = []
+    for number in sorted(n for n in levels if n is not None):
+        for trend in levels[number].get("trends") or []:
+            case: dict[str, Any] = {"name": "L%d.%s" % (number, trend.get("series")),
+                                    "figures": {k: trend.get(k) for k in TREND_FIGURES if k in trend}}  # fmt: skip
+            if trend.get("verdict") == FAIL:
+                case.update(failure=str(trend.get("message")), type="trend",
+                            detail="\n".join(json.dumps(b, default=str) for b in trend.get("breaches") or []))  # fmt: skip
+            elif trend.get("verdict") == NOT_MEASURED:
+                case.update(failure="NOT MEASURED: %s" % trend.get("message"), type="not_measured",
+                            detail=str(trend.get("message")))  # fmt: skip
+            cases.append(case)
+    return cases
+
+
 def _add_case(suite: ET.Element, classname: str, case: Mapping[str, Any]) -> bool:
     element = ET.SubElement(
         suite,
@@ -322,6 +346,7 @@ def junit_xml(report: Mapping[str, Any]) -> bytes:
         ]
         cases += [("%s.faults" % host, case)
                   for case in _fault_cases(host, report.get("levels_planned") or [], levels)]  # fmt: skip
+        cases += [("%s.trends" % host, case) for case in _trend_cases(levels)]
         cases += [("%s.run" % host, case) for case in _run_cases(entry, run_time)]
         fails = bool((report.get("history") or {}).get("fail_on_regression"))
         cases += [("%s.regression" % host, case) for case in _regression_cases(entry, fails)]

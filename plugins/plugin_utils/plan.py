@@ -20,7 +20,9 @@ from ansible_collections.qts.observer.plugins.module_utils.observer_interface im
 )
 from ansible_collections.qts.observer.plugins.module_utils.profile import (
     CAPACITY_PROFILES,
+    MAX_LEVEL_DURATION_S,
     PROFILE_TIMINGS,
+    SOAK_PROFILES,
     is_replay,
     resolve_levels,
     resolve_limits,
@@ -28,6 +30,11 @@ from ansible_collections.qts.observer.plugins.module_utils.profile import (
     window_errors,
 )
 from ansible_collections.qts.observer.plugins.module_utils.snapshots import run_id_prefix
+from ansible_collections.qts.observer.plugins.module_utils.trends import (
+    MIN_WINDOWS,
+    judged_span,
+    trend_settings_errors,
+)
 from ansible_collections.qts.observer.plugins.plugin_utils.replay import replay_level
 
 CALLBACK = "qts.observer.stress_report"
@@ -45,10 +52,34 @@ def _levels(params: dict, errors: list[str]) -> list[dict]:
     except ValueError as exc:
         errors.append(str(exc))
         return []
+    soak_s = params["settings"].get("soak_duration_s")
+    if params["profile"] in SOAK_PROFILES and not params["levels"] and (_number(soak_s) or 0) > 0:
+        for level in levels:
+            level["duration_s"] = _number(soak_s)
     for number, level in enumerate(levels, start=1):
         if is_replay(level):
             errors += replay_level(level, "stress_levels[%d]" % number)
     return levels
+
+
+def _trend_levels(params: dict, levels: list[dict], errors: list[str]) -> dict:
+    """stress_trends, resolved; each level long enough for them gets them (``trends``), and a
+    soak's level too short for them is refused."""
+    settings, trend_errors = trend_settings_errors(params.get("trends"))
+    errors += trend_errors
+    soak = params["profile"] in SOAK_PROFILES
+    for number, level in enumerate(levels, start=1):
+        span = judged_span(level.get("duration_s") or 0.0, settings)
+        level["trends"] = settings if span >= MIN_WINDOWS and not trend_errors else None
+        if soak and not trend_errors and span < MIN_WINDOWS:
+            errors.append(
+                "level %d (%g s) is too short for its trends: after the warm-up "
+                "(stress_trends.warmup_s, %g s) it must hold %d windows of "
+                "stress_trends.window_s (%g s), at least %g s"
+                % (number, level.get("duration_s") or 0.0, settings["warmup_s"], MIN_WINDOWS,
+                   settings["window_s"], settings["warmup_s"] + MIN_WINDOWS * settings["window_s"])
+            )  # fmt: skip
+    return settings
 
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}
@@ -60,6 +91,7 @@ NUMBER_SETTINGS = {
     "settle_s": (0.0, True, None),
     "start_delay_s": (0.0, True, None),
     "min_capacity": (0.0, True, None),
+    "soak_duration_s": (0.0, False, MAX_LEVEL_DURATION_S),
 }
 
 
@@ -142,6 +174,7 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
         run_id = new_run_id()
     faults, fault_errors = plan_faults(params.get("faults"), levels, hosts)
     errors += fault_errors
+    trends = _trend_levels(params, levels, errors)
     started = time.time()
     tag = run_tag(run_id)
     for number, level in enumerate(levels, start=1):
@@ -163,6 +196,7 @@ def plan_run(params: dict) -> tuple[dict, list[str]]:
         "profile": "custom" if params["levels"] else params["profile"],
         "levels": levels,
         "faults": faults,
+        "trends": trends,
         "capacity": capacity,
         "timings": timings,
         "limits": limits,

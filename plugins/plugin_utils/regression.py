@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.qts.observer.plugins.module_utils.trends import figure
 from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
     FAIL,
     NOT_MEASURED,
@@ -26,6 +27,7 @@ from ansible_collections.qts.observer.plugins.plugin_utils.history import (
     host_run,
     level_row,
     levels_key,
+    trend_key,
 )
 
 ALPHA = 0.01
@@ -116,6 +118,33 @@ def _fault_check(metric: str, current: Mapping[str, Any], baseline: Mapping[str,
     return check
 
 
+def _trend_check(key: str, trend: Mapping[str, Any], then: Mapping[str, Any],
+                 baseline_run: str) -> dict:  # fmt: skip
+    """A trend's slope against the baseline's same trend: a regression when its whole interval
+    is above the baseline's and it grows faster by more than its tolerance (a leak that was
+    not there, or grew)."""
+    check = {"level": trend.get("level"), "metric": "trend %s slope" % key.split(".", 1)[1],
+             "baseline_run": baseline_run, "baseline": then.get("slope_per_h"),
+             "current": trend.get("slope_per_h"), "change_pct": None, "p_value": None,
+             "direction": "up is worse"}  # fmt: skip
+    figures = [trend.get(k) for k in ("slope_per_h", "lower_per_h")]
+    figures += [then.get(k) for k in ("slope_per_h", "upper_per_h")]
+    if any(value is None for value in figures):
+        return dict(check, verdict=NOT_MEASURED,
+                    message="%s not measured in both runs" % check["metric"])  # fmt: skip
+    now, lower, before, upper = figures
+    tolerance = trend.get("tolerance_per_h") or 0.0
+    regressed = lower > upper and now - before > tolerance
+    check["verdict"] = verdict_of(regressed, False)
+    check["message"] = "%s: %s%s -> %s%s %s/h%s" % (
+        check["metric"], "+" if before >= 0 else "", figure(before), "+" if now >= 0 else "",
+        figure(now), trend.get("unit") or "",
+        ": a regression against %s (its interval above the baseline's, by more than %g/h)"
+        % (baseline_run, tolerance) if regressed else "",
+    )  # fmt: skip
+    return check
+
+
 def _figure(value: Any) -> str:
     return "%.3g" % value if isinstance(value, (int, float)) else str(value)
 
@@ -136,6 +165,10 @@ def compare(current: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dic
         for metric in FAULT_METRICS:
             if fault.get("type") in ("kill", "restart") or metric != "back_s":
                 checks.append(_fault_check(metric, fault, then, baseline["run_id"]))
+    for key, trend in sorted((current.get("trends") or {}).items()):
+        then = (baseline.get("trends") or {}).get(key)
+        if then is not None:
+            checks.append(_trend_check(key, trend, then, baseline["run_id"]))
     return checks
 
 
@@ -205,6 +238,11 @@ def judge(report: dict, history_path: str, baseline: str, fail_on_regression: bo
                 if not lv.get("generator_bound")
             },
             "faults": {f.get("fault"): f for lv in entry["levels"] for f in lv.get("faults") or []},
+            "trends": {
+                trend_key(dict(t, level=lv.get("level"))): dict(t, level=lv.get("level"))
+                for lv in entry["levels"]
+                for t in lv.get("trends") or []
+            },
         }
         checks = compare(current, found)
         text = summary(checks)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.qts.observer.plugins.module_utils.trends import figure
 from ansible_collections.qts.observer.plugins.module_utils.verdicts import (
     FAIL,
     NOT_MEASURED,
@@ -172,6 +173,11 @@ def _host_reasons(name: str, entry: Mapping[str, Any]) -> str:
             "NOT MEASURED %s" % u.get("criterion")
             for u in level.get("not_measured") or []
             if isinstance(u, Mapping)
+        ]
+        texts += [
+            "trend %s %s" % (t.get("series"), t.get("verdict"))
+            for t in level.get("trends") or []
+            if isinstance(t, Mapping) and t.get("verdict") != PASS
         ]
         reasons.extend("L%s %s" % (number, text) for text in texts or [str(level.get("verdict"))])
     if entry["levels_not_run"] and entry["levels"]:
@@ -411,6 +417,33 @@ def fault_lines(report: Mapping[str, Any]) -> list[str]:
     return ["", "FAULTS", *render_table(FAULT_HEADER, rows, numeric=range(2, 12))]
 
 
+TREND_HEADER = ["host", "level", "series", "slope/h", "95 % interval", "windows", "limit",
+                "reaches it in", "verdict"]  # fmt: skip
+
+
+def trend_lines(report: Mapping[str, Any]) -> list[str]:
+    """Each host's trends (a soak's): the slope per hour with its interval, the limit and when
+    the slope reaches it; then each trend's sentence."""
+    rows, sentences = [], []
+    for name, entry in report["hosts"].items():
+        for level in entry["levels"]:
+            for trend in level.get("trends") or []:
+                unit = trend.get("unit", "")
+                rows.append([
+                    name, "L%s" % level_number(level), str(trend.get("series")),
+                    fmt(trend.get("slope_per_h"), "%+.3g " + unit),
+                    "%s to %s" % (fmt(trend.get("lower_per_h"), "%.3g"), fmt(trend.get("upper_per_h"), "%.3g"))
+                    if is_number(trend.get("lower_per_h")) else "-",
+                    fmt(trend.get("windows"), "%d"),
+                    figure(trend["limit"]) + " " + unit if is_number(trend.get("limit")) else "-",
+                    fmt(trend.get("hours_to_limit"), "%.1f h"), str(trend.get("verdict")),
+                ])  # fmt: skip
+                sentences.append("  %s L%s: %s" % (name, level_number(level), trend.get("message")))
+    if not rows:
+        return []
+    return ["", "TRENDS", *render_table(TREND_HEADER, rows, numeric=range(3, 8)), *sentences]
+
+
 def criteria_lines(criteria: list) -> list[str]:
     items = [c for c in criteria if isinstance(c, Mapping)]
     width = max((len(str(c.get("name"))) for c in items), default=0)
@@ -435,6 +468,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         "",
         *table_lines(report),
         *fault_lines(report),
+        *trend_lines(report),
         *capacity_lines(report),
     ]
     for name, entry in report["hosts"].items():

@@ -22,6 +22,14 @@ Faults, for the tests (environment variable TEAM_OBSERVER_FAULT):
            meta.timestamp against the clock) is dropped: not written, not logged; what waited
            in the pipe while it was paused is lost
 
+Memory, for the soak tests (TEAM_OBSERVER_FAULT too; each block is written to, so it is
+resident, and freed blocks go back to the system at once):
+  leak      keeps TEAM_OBSERVER_LEAK_MB_PER_MIN (6) more every minute, in a block a second
+  sawtooth  grows by TEAM_OBSERVER_SAWTOOTH_MB (24) over the second half of every
+            TEAM_OBSERVER_SAWTOOTH_S (6) seconds and frees it all at its end (a buffer flushed)
+  step      TEAM_OBSERVER_STEP_AFTER_S (40) seconds after its first snapshot, keeps
+            TEAM_OBSERVER_STEP_MB (40) more, once, then stays flat
+
 TEAM_OBSERVER_MAX_RATE=<n> makes it read at most n lines per second (a known limit, for the
 capacity search): what is offered beyond it waits in the pipe, as with any slow reader.
 """
@@ -103,6 +111,38 @@ def record(number: int, snapshot: dict, took_ms: float) -> str:
     return json.dumps(document) + "\n"
 
 
+MIB = 1024 * 1024
+
+
+def _block(megabytes: float) -> bytearray:
+    return bytearray(b"\x01") * int(megabytes * MIB)
+
+
+def memory(first_snapshot: threading.Event) -> None:
+    """The memory behaviours of the soak tests, on a thread of their own."""
+    held: list[bytearray] = []
+    if FAULT == "leak":
+        per_s = float(os.environ.get("TEAM_OBSERVER_LEAK_MB_PER_MIN") or 6) / 60.0
+        while True:
+            held.append(_block(per_s))
+            time.sleep(1.0)
+    elif FAULT == "sawtooth":
+        peak = float(os.environ.get("TEAM_OBSERVER_SAWTOOTH_MB") or 24)
+        period = float(os.environ.get("TEAM_OBSERVER_SAWTOOTH_S") or 6)
+        steps = 8
+        while True:
+            time.sleep(period / 2)
+            for _step in range(steps):
+                held.append(_block(peak / steps))
+                time.sleep(period / 2 / steps)
+            held.clear()
+    elif FAULT == "step":
+        first_snapshot.wait()
+        time.sleep(float(os.environ.get("TEAM_OBSERVER_STEP_AFTER_S") or 40))
+        held.append(_block(float(os.environ.get("TEAM_OBSERVER_STEP_MB") or 40)))
+        threading.Event().wait()
+
+
 def stale(snapshot: dict) -> bool:
     """Older than STALE_S by its own timestamp (when it was meant to be sent)."""
     stamp = datetime.fromisoformat(snapshot["meta"]["timestamp"].replace("Z", "+00:00"))
@@ -139,6 +179,8 @@ def main() -> int:
             lines.put((time.monotonic(), line))
 
     threading.Thread(target=read, daemon=True).start()
+    first_snapshot = threading.Event()
+    threading.Thread(target=memory, args=(first_snapshot,), daemon=True).start()
     log.info("team observer started (fault: %s)", FAULT or "none")
     number = 0
     # The first write one interval from now, not at once: under load the first snapshot may
@@ -160,6 +202,7 @@ def main() -> int:
                 log.error("invalid snapshot: %s", exc)
             else:
                 number += 1
+                first_snapshot.set()
                 if not (FAULT == "drop" and number % 100 == 0) and not (
                     FAULT == "stale" and stale(snapshot)
                 ):
