@@ -151,14 +151,15 @@ def test_the_reference_observer_soaked_beside_a_busy_core_is_not_flagged_and_can
     (level,) = report["hosts"]["localhost"]["levels"]
     found = trends_of(report)
     assert returncode == 0 and report["verdict"] == "PASS", run.text[-5000:]
-    assert 300.0 <= level["stopped_early_s"] <= 320.0
+    # Asked at the controller's next poll (every 5 s; later on a loaded runner).
+    assert 300.0 <= level["stopped_early_s"] <= 345.0
     assert level["duration_s"] == level["stopped_early_s"]
     assert level["planned_duration_s"] == 700.0 and level["lost"] == 0
     assert level["sent"] == pytest.approx(25 * level["stopped_early_s"], abs=30)
     assert {name: t["verdict"] for name, t in found.items()} == dict.fromkeys(found, "PASS"), [
         t["message"] for t in found.values()]  # fmt: skip
-    # Stopped within a poll (5 s) of 300 s: 10 or 11 windows of 10 s after the 200 s.
-    assert all(10 <= t["windows"] <= 11 for t in found.values())
+    # Whole windows of 10 s after the 200 s: 10 to 14 of them.
+    assert all(10 <= t["windows"] <= 14 for t in found.values())
     assert "TRENDS" in run.text and "[trend] localhost L1 PASS: Observer RSS" in run.text
     page = (run_dir / "report.html").read_text()
     for name in found:
