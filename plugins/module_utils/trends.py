@@ -13,7 +13,7 @@ Theil-Sen slope (the median of the slopes between every two windows) with Sen's 
 confidence interval, from Kendall's S, its variance corrected for ties and widened for the
 residuals' lag-1 autocorrelation (slowly varying noise is fewer independent windows).
 
-A trend fails (``trend_breaches``, used by the gate):
+A trend fails (judged by the gate, ``gate.judge_trend``, which also names each limit):
   - when the lower bound of its slope is over its tolerance, or
   - when, growing at that lower bound, it reaches its limit before the horizon,
 and only while it still grows: the slope over the second half of the windows is at least half
@@ -43,15 +43,6 @@ TOLERANCES_PER_H: dict[str, float | None] = {
     "records_mb": None,
     "p99_ms": 5.0,
     "buffer_depth": 100.0,
-}
-
-# Where each series' limit comes from when stress_trends.limits does not name one.
-LIMIT_SOURCES = {
-    "rss_mb": "the host's memory left under the run's max_memory_pct, on top of the RSS",
-    "open_files": "the Observer's own open-files limit (RLIMIT_NOFILE)",
-    "records_mb": "the free space of its filesystem, on top of the folder",
-    "p99_ms": "the level's max_latency_ms",
-    "buffer_depth": "the Observer's max_buffer_size (where its configuration says it)",
 }
 
 TREND_DEFAULTS: dict = {
